@@ -1,0 +1,96 @@
+"""How many replicas each region and each capacity pool runs.
+
+Like a cloud auto-scaling group's mixed-instances policy: a base of on-demand replicas, then a
+percentage of the rest on spot. Rounding always favours on-demand, the safety net.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from deepseek_operator.api import CapacityPool, DeepSeekDeploymentSpec, RegionSpec, SpotSpec
+
+
+@dataclass(frozen=True)
+class PoolReplicas:
+    """Replicas of one region, per capacity pool."""
+
+    on_demand: int
+    spot: int
+
+    @property
+    def total(self) -> int:
+        return self.on_demand + self.spot
+
+    def for_pool(self, pool: CapacityPool) -> int:
+        return self.spot if pool is CapacityPool.SPOT else self.on_demand
+
+    @property
+    def spot_share(self) -> str:
+        """Share of replicas on spot as a percentage string ("33%"), rounded down; "0%" when empty.
+
+        Rounded down so the column never overstates the exposure to spot interruptions.
+        """
+        if self.total == 0:
+            return "0%"
+        return f"{self.spot * 100 // self.total}%"
+
+
+def split_replicas(total: int, spot: SpotSpec) -> PoolReplicas:
+    """Split a region's ``total`` replicas between the on-demand and spot pools.
+
+    With spot disabled everything is on-demand. Otherwise, with ``base = spot.on_demand_base`` and
+    ``pct = spot.spot_percentage``::
+
+        on_demand = min(total, base) + ceil((total - min(total, base)) * (100 - pct) / 100)
+        spot      = total - on_demand
+
+    The on-demand share is rounded **up**: 3 replicas above the base at 50% give 2 on-demand and
+    1 spot. Integer arithmetic only, so no float rounding can creep in.
+    """
+    if total < 0:
+        raise ValueError(f"replicas must not be negative, got {total}")
+    if not spot.enabled:
+        return PoolReplicas(on_demand=total, spot=0)
+    base = min(total, spot.on_demand_base)
+    above_base = total - base
+    on_demand_above_base = -(-above_base * (100 - spot.spot_percentage) // 100)  # ceiling division
+    on_demand = base + on_demand_above_base
+    return PoolReplicas(on_demand=on_demand, spot=total - on_demand)
+
+
+def resolve_active_region(spec: DeepSeekDeploymentSpec, active_region: str | None = None) -> str:
+    """The region taking traffic: ``active_region`` when the failover controller gives one, else
+    the spec's Active region. Raises ValueError for a region the spec does not list."""
+    if active_region is None:
+        return spec.active_region_name
+    if all(region.name != active_region for region in spec.regions):
+        known = ", ".join(region.name for region in spec.regions)
+        raise ValueError(f"active region {active_region!r} is not in spec.regions ({known})")
+    return active_region
+
+
+def region_total_replicas(spec: DeepSeekDeploymentSpec, region: RegionSpec, active_region: str) -> int:
+    """Replicas of one region before the pool split.
+
+    The active region runs ``spec.replicas``; every other region keeps
+    ``failover.standbyWarmReplicas`` warm, or none when failover is disabled (nothing would ever
+    send it traffic).
+    """
+    if region.name == active_region:
+        return spec.replicas
+    if not spec.failover.enabled:
+        return 0
+    return spec.failover.standby_warm_replicas
+
+
+def plan_replicas(spec: DeepSeekDeploymentSpec, active_region: str | None = None) -> dict[str, PoolReplicas]:
+    """Replicas per region (in spec order) and pool: what the operator asks for.
+
+    Handlers use it for ``status.regions[*].desiredReplicas`` and ``status.spotShare``.
+    """
+    active = resolve_active_region(spec, active_region)
+    return {
+        region.name: split_replicas(region_total_replicas(spec, region, active), spec.spot)
+        for region in spec.regions
+    }
