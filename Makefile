@@ -1,0 +1,67 @@
+# Developer entry points. `make test` is what CI runs (.ci/run); `make dev` runs the operator locally.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The local-cluster harness and the images' Python modules are not part of the operator package.
+export PYTHONPATH := $(CURDIR)/e2e:$(CURDIR)/images/simulator:$(CURDIR)/images/inference
+PYTEST_ARGS ?=
+
+.PHONY: help
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml images/simulator/pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required: set PYTHON=python3.11")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]' -e ./images/simulator
+	@touch $@
+
+.PHONY: venv
+venv: $(VENV)/.installed ## Create the virtualenv with the operator and dev dependencies
+
+.PHONY: tools
+tools: venv ## Provide the pinned control-plane binaries (cached in ~/.cache/deepseek-operator/tools)
+	$(BIN)/python -m localcluster tools
+
+.PHONY: lint
+lint: venv ## ruff and mypy (strict)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy operator/deepseek_operator e2e/localcluster images/simulator/deepseek_simulator images/inference bench
+
+.PHONY: crds
+crds: venv ## Regenerate crds/ (and the chart's copy) from the pydantic models
+	$(BIN)/python -m deepseek_operator.crd
+
+.PHONY: test
+test: venv tools lint ## Run every test: unit, integration and e2e against the local cluster
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+.PHONY: unit
+unit: venv ## Unit tests only (no cluster)
+	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+.PHONY: dev
+dev: venv tools ## Local cluster + CRD + operator + a sample DeepSeekDeployment
+	$(BIN)/python -m deepseek_operator.dev
+
+.PHONY: cluster
+cluster: venv tools ## Start a local cluster in .local-cluster/ and print the KUBECONFIG to export
+	$(BIN)/python -m localcluster up
+
+.PHONY: cluster-down
+cluster-down: venv ## Stop the cluster started by `make cluster`
+	$(BIN)/python -m localcluster down
+
+.PHONY: bench
+bench: venv ## Run the benchmarks (print figures)
+	$(BIN)/python bench/simulator_throughput.py
+
+.PHONY: clean
+clean: ## Remove the virtualenv and caches of this checkout (not the tool cache)
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .local-cluster

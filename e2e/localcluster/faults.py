@@ -1,0 +1,60 @@
+"""Fault injection on the simulated fleet: the real controllers react to what these functions change.
+
+- `fail_nodes`: kwok reports the nodes Ready=False (stage `node-not-ready`); the node lifecycle controller
+  taints them and evicts their pods after the not-ready toleration.
+- `remove_nodes`: the nodes disappear (a region or zone gone); pod garbage collection deletes their pods.
+- `fail_pods`: pods turn NotReady without being killed (stage `pod-not-ready`), like a hung server.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from localcluster.fleet import FLEET_LABEL, REGION_LABEL
+
+FAULT_LABEL = "fault.localcluster.deepseek-operator.io/not-ready"
+
+
+def region_selector(region: str) -> str:
+    return f"{FLEET_LABEL},{REGION_LABEL}={region}"
+
+
+def _label_nodes(core: Any, selector: str, value: str | None) -> list[str]:
+    names = [node.metadata.name for node in core.list_node(label_selector=selector).items]
+    for name in names:
+        core.patch_node(name, {"metadata": {"labels": {FAULT_LABEL: value}}})
+    return names
+
+
+def fail_nodes(core: Any, selector: str) -> list[str]:
+    """Make the selected nodes NotReady; returns their names."""
+    return _label_nodes(core, selector, "true")
+
+
+def restore_nodes(core: Any, selector: str) -> list[str]:
+    """Make failed nodes Ready again."""
+    return _label_nodes(core, selector, None)
+
+
+def remove_nodes(core: Any, selector: str) -> list[str]:
+    """Delete the selected nodes, as when a zone or region is lost."""
+    names = [node.metadata.name for node in core.list_node(label_selector=selector).items]
+    for name in names:
+        core.delete_node(name)
+    return names
+
+
+def _label_pods(core: Any, namespace: str, selector: str, value: str | None) -> list[str]:
+    names = [pod.metadata.name for pod in core.list_namespaced_pod(namespace, label_selector=selector).items]
+    for name in names:
+        core.patch_namespaced_pod(name, namespace, {"metadata": {"labels": {FAULT_LABEL: value}}})
+    return names
+
+
+def fail_pods(core: Any, namespace: str, selector: str) -> list[str]:
+    """Make the selected running pods NotReady without killing them."""
+    return _label_pods(core, namespace, selector, "true")
+
+
+def restore_pods(core: Any, namespace: str, selector: str) -> list[str]:
+    return _label_pods(core, namespace, selector, None)
