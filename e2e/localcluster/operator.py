@@ -1,0 +1,119 @@
+"""Install the operator's cluster-wide pieces and run the operator as a real process, for dev and tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import yaml
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from localcluster.cluster import free_port
+from localcluster.waiting import wait_until
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CRD_FILE = REPO_ROOT / "crds" / "serving.deepseek-operator.io_deepseekdeployments.yaml"
+
+
+def install_crd_and_priority_classes(api_client: client.ApiClient) -> None:
+    """What the Helm chart installs cluster-wide: the CRD and the tier PriorityClasses."""
+    from deepseek_operator.render.priority import render_priority_classes
+
+    extensions = client.ApiextensionsV1Api(api_client)
+    crd = yaml.safe_load(CRD_FILE.read_text())
+    name = crd["metadata"]["name"]
+    try:
+        extensions.create_custom_resource_definition(crd)
+    except ApiException as error:
+        if error.status != 409:
+            raise
+        current = extensions.read_custom_resource_definition(name)
+        crd["metadata"]["resourceVersion"] = current.metadata.resource_version
+        extensions.replace_custom_resource_definition(name, crd)
+
+    def established() -> bool:
+        conditions = extensions.read_custom_resource_definition(name).status.conditions or []
+        return any(c.type == "Established" and c.status == "True" for c in conditions)
+
+    wait_until(established, 30, f"CRD {name} to be Established")
+    scheduling = client.SchedulingV1Api(api_client)
+    for priority_class in render_priority_classes():
+        try:
+            scheduling.create_priority_class(priority_class)
+        except ApiException as error:
+            if error.status != 409:
+                raise
+
+
+@dataclass
+class OperatorProcess:
+    """`deepseek-operator` as a child process against a kubeconfig; its log goes to `log_path`."""
+
+    kubeconfig: Path
+    log_path: Path
+    extra_args: list[str] = field(default_factory=list)
+    process: subprocess.Popen[bytes] | None = None
+    liveness_url: str = ""
+    _log: IO[bytes] | None = None
+
+    def start(self) -> None:
+        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = self.log_path.open("ab")
+        self.liveness_url = f"http://127.0.0.1:{free_port()}/healthz"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "deepseek_operator", f"--liveness={self.liveness_url}", *self.extra_args],
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        wait_until(lambda: self._live() or self._exited(), 60, "the operator's liveness endpoint")
+        if self._exited():
+            raise RuntimeError(f"the operator exited at start; its log:\n{self.log_tail()}")
+
+    def _exited(self) -> bool:
+        return self.process is not None and self.process.poll() is not None
+
+    def _live(self) -> bool:
+        try:
+            with urllib.request.urlopen(self.liveness_url, timeout=2) as response:  # noqa: S310 (loopback)
+                return int(response.status) == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def kill(self) -> None:
+        """SIGKILL: an operator crash, with no chance to finish anything."""
+        if self.process is not None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def __enter__(self) -> OperatorProcess:
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()

@@ -1,0 +1,120 @@
+"""kopf handlers: when to reconcile. What a reconcile does lives in `reconcile`; what it renders in `render`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+
+from deepseek_operator.api import GROUP, PLURAL, VERSION
+from deepseek_operator.kube import ChildRef, Kube, load_api_client
+from deepseek_operator.reconcile import InvalidSpecError, reconcile
+from deepseek_operator.render.labels import DEPLOYMENT_LABEL, MANAGED_BY
+
+RESYNC_SECONDS = 60.0
+_kube: Kube | None = None
+
+
+def kube() -> Kube:
+    global _kube
+    if _kube is None:
+        _kube = Kube(load_api_client())
+    return _kube
+
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+    # Keep kopf's bookkeeping in annotations on our own domain: status belongs to the operator's
+    # server-side-applied fields only, and the domain makes the annotations easy to attribute.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=GROUP, key="last-handled-configuration"
+    )
+    settings.persistence.finalizer = f"{GROUP}/finalizer"
+    # Events for warnings and errors only: a successful reconcile is not news.
+    settings.posting.level = logging.WARNING
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.batching.error_delays = [1, 2, 5, 10, 30, 60]
+    kube()
+
+
+@kopf.on.probe(id="api")
+def api_reachable(**_: Any) -> str:
+    """Liveness detail: the operator can still reach the API server."""
+    from kubernetes import client
+
+    version = client.VersionApi(kube().api_client).get_code()
+    return str(version.git_version)
+
+
+def _reconcile_or_fail(body: kopf.Body, logger: kopf.Logger) -> None:
+    try:
+        result = reconcile(kube(), body, logger)
+    except InvalidSpecError as error:
+        kopf.warn(body, reason="InvalidSpec", message=str(error))
+        # The spec will not become valid by retrying; the next spec change triggers a new attempt.
+        raise kopf.PermanentError(str(error)) from error
+    for problem in result.problems:
+        kopf.warn(body, reason=problem.reason, message=problem.message)
+    if result.problems:
+        # An add-on (KEDA, the Prometheus operator) may be installed later: look again in a minute.
+        raise kopf.TemporaryError("; ".join(p.message for p in result.problems), delay=60)
+
+
+@kopf.on.resume(GROUP, VERSION, PLURAL)
+@kopf.on.create(GROUP, VERSION, PLURAL)
+@kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
+def reconcile_deepseek_deployment(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
+    _reconcile_or_fail(body, logger)
+
+
+@kopf.timer(GROUP, VERSION, PLURAL, interval=RESYNC_SECONDS, idle=RESYNC_SECONDS)
+def resync(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
+    """Level-based safety net: converge and refresh status even if an event was missed."""
+    try:
+        reconcile(kube(), body, logger)
+    except InvalidSpecError:
+        return  # already reported by the spec handler; nothing to converge
+
+
+def _owner_name(meta: Mapping[str, Any]) -> str | None:
+    for reference in meta.get("ownerReferences") or []:
+        if reference.get("kind") == "DeepSeekDeployment" and reference.get("controller"):
+            return str(reference["name"])
+    return None
+
+
+def _on_child_event(event: kopf.RawEvent, logger: kopf.Logger) -> None:
+    """A child changed (drift, deletion, or its status moved): repair it and refresh the owner's status."""
+    child = event["object"]
+    metadata = child.get("metadata") or {}
+    owner_name = _owner_name(metadata)
+    namespace = metadata.get("namespace")
+    if owner_name is None or namespace is None:
+        return
+    owner = kube().read_deepseek_deployment(namespace, owner_name)
+    if owner is None or (owner["metadata"].get("deletionTimestamp")):
+        return  # the owner is gone: garbage collection removes its children
+    ref = ChildRef(child["apiVersion"], child["kind"], metadata["name"])
+    try:
+        reconcile(kube(), owner, logger, only=ref)
+    except InvalidSpecError:
+        return
+
+
+# Any: kopf does not export the type of its PRESENT token.
+_CHILD_LABELS: Mapping[str, Any] = {
+    "app.kubernetes.io/managed-by": MANAGED_BY,
+    DEPLOYMENT_LABEL: kopf.PRESENT,
+}
+
+
+@kopf.on.event("apps", "v1", "deployments", labels=_CHILD_LABELS)
+@kopf.on.event("v1", "services", labels=_CHILD_LABELS)
+@kopf.on.event("policy", "v1", "poddisruptionbudgets", labels=_CHILD_LABELS)
+@kopf.on.event("autoscaling", "v2", "horizontalpodautoscalers", labels=_CHILD_LABELS)
+def child_changed(event: kopf.RawEvent, logger: kopf.Logger, **_: Any) -> None:
+    _on_child_event(event, logger)

@@ -1,0 +1,184 @@
+"""Kubernetes I/O for the operator: server-side apply under one field manager, listing and pruning children.
+
+Everything here talks to the API server; nothing here decides what the objects should be (see `render`).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, cast
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+from kubernetes.dynamic import DynamicClient
+from kubernetes.dynamic.exceptions import ResourceNotFoundError
+
+from deepseek_operator.api import API_VERSION, GROUP, KIND, PLURAL, VERSION
+from deepseek_operator.render.labels import DEPLOYMENT_LABEL
+
+FIELD_MANAGER = "deepseek-operator"
+
+# Kinds the operator may create as children, in the order they are pruned (dependents first).
+CHILD_KINDS: tuple[tuple[str, str], ...] = (
+    ("autoscaling/v2", "HorizontalPodAutoscaler"),
+    ("keda.sh/v1alpha1", "ScaledObject"),
+    ("monitoring.coreos.com/v1", "ServiceMonitor"),
+    ("monitoring.coreos.com/v1", "PrometheusRule"),
+    ("policy/v1", "PodDisruptionBudget"),
+    ("v1", "Service"),
+    ("apps/v1", "Deployment"),
+)
+# Children whose API comes from an optional add-on; their absence is reported, not fatal.
+ADD_ON_APIS = {
+    "ScaledObject": "KEDA (keda.sh)",
+    "ServiceMonitor": "the Prometheus operator (monitoring.coreos.com)",
+    "PrometheusRule": "the Prometheus operator (monitoring.coreos.com)",
+}
+
+
+class MissingApiError(RuntimeError):
+    """A child's kind is not served by this cluster (an add-on such as KEDA is not installed)."""
+
+    def __init__(self, api_version: str, kind: str) -> None:
+        provider = ADD_ON_APIS.get(kind, api_version)
+        super().__init__(
+            f"this cluster does not serve {kind} ({api_version}): install {provider}, "
+            f"or change the DeepSeekDeployment so it does not need a {kind}"
+        )
+        self.kind = kind
+
+
+@dataclass(frozen=True)
+class ChildRef:
+    api_version: str
+    kind: str
+    name: str
+
+    @classmethod
+    def of(cls, obj: Mapping[str, Any]) -> ChildRef:
+        return cls(obj["apiVersion"], obj["kind"], obj["metadata"]["name"])
+
+
+def load_api_client() -> client.ApiClient:
+    """In-cluster credentials when running in a pod, else the kubeconfig (KUBECONFIG or ~/.kube/config)."""
+    try:
+        config.load_incluster_config()  # type: ignore[no-untyped-call]
+    except config.ConfigException:
+        config.load_kube_config()  # type: ignore[no-untyped-call]
+    return client.ApiClient()
+
+
+class Kube:
+    """A thread-safe facade over the dynamic client, for the kinds the operator manages."""
+
+    def __init__(self, api_client: client.ApiClient) -> None:
+        self.api_client = api_client
+        self._dynamic: DynamicClient | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def dynamic(self) -> DynamicClient:
+        with self._lock:
+            if self._dynamic is None:
+                self._dynamic = DynamicClient(self.api_client)  # type: ignore[no-untyped-call]
+            return self._dynamic
+
+    def _resource(self, api_version: str, kind: str) -> Any:
+        try:
+            return self.dynamic.resources.get(api_version=api_version, kind=kind)
+        except ResourceNotFoundError:
+            # An add-on may have been installed since discovery ran: look again once.
+            self.dynamic.resources.invalidate_cache()
+            try:
+                return self.dynamic.resources.get(api_version=api_version, kind=kind)
+            except ResourceNotFoundError:
+                raise MissingApiError(api_version, kind) from None
+
+    def serves(self, api_version: str, kind: str) -> bool:
+        try:
+            self._resource(api_version, kind)
+        except MissingApiError:
+            return False
+        return True
+
+    def apply(self, obj: Mapping[str, Any]) -> dict[str, Any]:
+        """Server-side apply under the operator's field manager; force takes back fields others changed."""
+        resource = self._resource(obj["apiVersion"], obj["kind"])
+        result = resource.server_side_apply(
+            body=dict(obj),
+            name=obj["metadata"]["name"],
+            namespace=obj["metadata"].get("namespace"),
+            field_manager=FIELD_MANAGER,
+            force_conflicts=True,
+        )
+        applied: dict[str, Any] = result.to_dict()
+        return applied
+
+    def list_children(self, api_version: str, kind: str, namespace: str, owner: str) -> list[dict[str, Any]]:
+        resource = self._resource(api_version, kind)
+        listed = resource.get(namespace=namespace, label_selector=f"{DEPLOYMENT_LABEL}={owner}")
+        return [item.to_dict() for item in listed.items]
+
+    def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
+        resource = self._resource(api_version, kind)
+        try:
+            resource.delete(name=name, namespace=namespace, body={"propagationPolicy": "Background"})
+        except ApiException as error:
+            if error.status != 404:
+                raise
+
+    def prune(self, namespace: str, owner: str, owner_uid: str, keep: Iterable[ChildRef]) -> list[ChildRef]:
+        """Delete children of `owner` (by label and owner UID) that are no longer rendered."""
+        wanted = set(keep)
+        pruned: list[ChildRef] = []
+        for api_version, kind in CHILD_KINDS:
+            if not self.serves(api_version, kind):
+                continue
+            for child in self.list_children(api_version, kind, namespace, owner):
+                ref = ChildRef(api_version, kind, child["metadata"]["name"])
+                owned = any(o.get("uid") == owner_uid for o in child["metadata"].get("ownerReferences") or [])
+                if owned and ref not in wanted:
+                    self.delete(api_version, kind, namespace, ref.name)
+                    pruned.append(ref)
+        return pruned
+
+    # ---------------------------------------------------------------------------------- the custom resource
+
+    def read_deepseek_deployment(self, namespace: str, name: str) -> dict[str, Any] | None:
+        api = client.CustomObjectsApi(self.api_client)
+        try:
+            found = cast(
+                dict[str, Any], api.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+            )
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+        return found
+
+    def apply_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
+        """Write status with server-side apply to the status subresource (the cert-manager way)."""
+        body = {"apiVersion": API_VERSION, "kind": KIND, "metadata": {"name": name}, "status": dict(status)}
+        resource = self._resource(API_VERSION, KIND)
+        resource.status.server_side_apply(
+            body=body, name=name, namespace=namespace, field_manager=FIELD_MANAGER, force_conflicts=True
+        )
+
+
+def adopt(obj: Mapping[str, Any], owner: Mapping[str, Any]) -> dict[str, Any]:
+    """The object with the owner as its controller, so it is garbage-collected with it.
+
+    Written out rather than kopf.adopt(), which would also copy the owner's labels onto every child.
+    """
+    metadata = owner["metadata"]
+    reference = {
+        "apiVersion": owner["apiVersion"],
+        "kind": owner["kind"],
+        "name": metadata["name"],
+        "uid": metadata["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+    return {**obj, "metadata": {**obj["metadata"], "ownerReferences": [reference]}}

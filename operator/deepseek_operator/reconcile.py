@@ -1,0 +1,119 @@
+"""One reconcile of a DeepSeekDeployment: render, apply, prune, observe, write status.
+
+Level-based: every call converges the cluster on the spec from whatever state it finds, so a restart,
+a missed event or a crash in the middle of a previous call needs no special handling.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from deepseek_operator.api import Condition, DeepSeekDeploymentSpec
+from deepseek_operator.kube import ChildRef, Kube, MissingApiError, adopt
+from deepseek_operator.render import render_children
+from deepseek_operator.render.replicas import resolve_active_region
+from deepseek_operator.status import ObservedDeployment, Problem, compute_status, invalid_spec_status
+
+# Reconciles of one DeepSeekDeployment never interleave: its own events and its children's events
+# arrive on different kopf workers.
+_locks: defaultdict[tuple[str, str], threading.Lock] = defaultdict(threading.Lock)
+
+
+class InvalidSpecError(ValueError):
+    """The spec passed the schema but cannot be acted on; the message names the field and the fix."""
+
+
+@dataclass
+class ReconcileResult:
+    applied: list[ChildRef] = field(default_factory=list)
+    pruned: list[ChildRef] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+
+def parse_spec(body: Mapping[str, Any]) -> DeepSeekDeploymentSpec:
+    try:
+        return DeepSeekDeploymentSpec.model_validate(body.get("spec") or {})
+    except ValidationError as error:
+        details = "; ".join(
+            f"spec.{'.'.join(str(part) for part in item['loc'])}: {item['msg']}" for item in error.errors()
+        )
+        raise InvalidSpecError(details) from error
+
+
+def _previous_conditions(body: Mapping[str, Any]) -> list[Condition]:
+    raw = (body.get("status") or {}).get("conditions") or []
+    conditions = []
+    for item in raw:
+        try:
+            conditions.append(Condition.model_validate(item))
+        except ValidationError:
+            continue  # a condition another writer mangled is simply recomputed
+    return conditions
+
+
+def _dump(status: Any) -> dict[str, Any]:
+    dumped: dict[str, Any] = status.model_dump(mode="json", by_alias=True, exclude_none=True)
+    return dumped
+
+
+def reconcile(
+    kube: Kube,
+    body: Mapping[str, Any],
+    logger: logging.Logger | logging.LoggerAdapter[logging.Logger],
+    only: ChildRef | None = None,
+) -> ReconcileResult:
+    """Converge the children of `body` on its spec; `only` limits applying to one child (drift repair).
+
+    Raises InvalidSpecError after recording it in status; add-on APIs that are missing are returned as
+    problems (and shown in status) rather than raised, so every other child is still applied.
+    """
+    metadata = body["metadata"]
+    name, namespace, uid = metadata["name"], metadata["namespace"], metadata["uid"]
+    generation = int(metadata.get("generation") or 0)
+    now = datetime.now(UTC).replace(microsecond=0)
+    with _locks[(namespace, name)]:
+        try:
+            spec = parse_spec(body)
+            active_region = resolve_active_region(spec)
+        except (InvalidSpecError, ValueError) as error:
+            status = invalid_spec_status(generation, str(error), _previous_conditions(body), now)
+            kube.apply_status(namespace, name, _dump(status))
+            raise InvalidSpecError(str(error)) from error
+
+        result = ReconcileResult()
+        children = [adopt(child, body) for child in render_children(name, namespace, spec, active_region)]
+        for child in children:
+            ref = ChildRef.of(child)
+            if only is not None and ref != only:
+                result.applied.append(ref)
+                continue
+            try:
+                kube.apply(child)
+            except MissingApiError as error:
+                logger.warning("cannot apply %s %s: %s", ref.kind, ref.name, error)
+                result.problems.append(Problem(reason=f"{ref.kind}ApiMissing", message=str(error)))
+                continue
+            result.applied.append(ref)
+        if only is None:
+            result.pruned = kube.prune(namespace, name, uid, keep=result.applied)
+            for ref in result.pruned:
+                logger.info("deleted %s %s: no longer part of the spec", ref.kind, ref.name)
+
+        observed = [
+            item
+            for deployment in kube.list_children("apps/v1", "Deployment", namespace, name)
+            if (item := ObservedDeployment.from_object(deployment)) is not None
+        ]
+        status = compute_status(
+            name, spec, generation, active_region, observed, _previous_conditions(body), result.problems, now
+        )
+        kube.apply_status(namespace, name, _dump(status))
+        return result
