@@ -10,7 +10,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import yaml
 from kubernetes import client
@@ -27,7 +27,7 @@ def install_crd_and_priority_classes(api_client: client.ApiClient) -> None:
     """What the Helm chart installs cluster-wide: the CRD and the tier PriorityClasses."""
     from deepseek_operator.render.priority import render_priority_classes
 
-    extensions = client.ApiextensionsV1Api(api_client)
+    extensions: Any = client.ApiextensionsV1Api(api_client)
     crd = yaml.safe_load(CRD_FILE.read_text())
     name = crd["metadata"]["name"]
     try:
@@ -44,7 +44,7 @@ def install_crd_and_priority_classes(api_client: client.ApiClient) -> None:
         return any(c.type == "Established" and c.status == "True" for c in conditions)
 
     wait_until(established, 30, f"CRD {name} to be Established")
-    scheduling = client.SchedulingV1Api(api_client)
+    scheduling: Any = client.SchedulingV1Api(api_client)  # Any: the typed API wants models, we have dicts
     for priority_class in render_priority_classes():
         try:
             scheduling.create_priority_class(priority_class)
@@ -62,10 +62,16 @@ class OperatorProcess:
     extra_args: list[str] = field(default_factory=list)
     process: subprocess.Popen[bytes] | None = None
     liveness_url: str = ""
+    metrics_address: str = ""
     _log: IO[bytes] | None = None
 
     def start(self) -> None:
-        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
+        self.metrics_address = f"127.0.0.1:{free_port()}"
+        env = {
+            **os.environ,
+            "KUBECONFIG": str(self.kubeconfig),
+            "DEEPSEEK_OPERATOR_METRICS_ADDRESS": self.metrics_address,
+        }
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = self.log_path.open("ab")
         self.liveness_url = f"http://127.0.0.1:{free_port()}/healthz"

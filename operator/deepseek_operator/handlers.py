@@ -8,6 +8,7 @@ from typing import Any
 
 import kopf
 
+from deepseek_operator import metrics
 from deepseek_operator.api import GROUP, PLURAL, VERSION
 from deepseek_operator.kube import ChildRef, Kube, load_api_client
 from deepseek_operator.reconcile import InvalidSpecError, reconcile
@@ -25,7 +26,7 @@ def kube() -> Kube:
 
 
 @kopf.on.startup()
-def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+def configure(settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any) -> None:
     # Keep kopf's bookkeeping in annotations on our own domain: status belongs to the operator's
     # server-side-applied fields only, and the domain makes the annotations easy to attribute.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
@@ -39,6 +40,9 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.watching.client_timeout = 330
     settings.batching.error_delays = [1, 2, 5, 10, 30, 60]
     kube()
+    served = metrics.serve_metrics()
+    if served:
+        logger.info("serving metrics on %s:%d/metrics", *served)
 
 
 @kopf.on.probe(id="api")

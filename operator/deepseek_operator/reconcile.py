@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from deepseek_operator import metrics
 from deepseek_operator.api import Condition, DeepSeekDeploymentSpec
 from deepseek_operator.kube import ChildRef, Kube, MissingApiError, adopt
 from deepseek_operator.render import render_children
@@ -75,6 +76,26 @@ def reconcile(
     Raises InvalidSpecError after recording it in status; add-on APIs that are missing are returned as
     problems (and shown in status) rather than raised, so every other child is still applied.
     """
+    namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+    outcome = "error"
+    with metrics.RECONCILE_SECONDS.time():
+        try:
+            result = _reconcile(kube, body, logger, only)
+            outcome = "problem" if result.problems else "success"
+            return result
+        except InvalidSpecError:
+            outcome = "invalid"
+            raise
+        finally:
+            metrics.RECONCILES.labels(namespace, name, outcome).inc()
+
+
+def _reconcile(
+    kube: Kube,
+    body: Mapping[str, Any],
+    logger: logging.Logger | logging.LoggerAdapter[logging.Logger],
+    only: ChildRef | None,
+) -> ReconcileResult:
     metadata = body["metadata"]
     name, namespace, uid = metadata["name"], metadata["namespace"], metadata["uid"]
     generation = int(metadata.get("generation") or 0)
@@ -116,4 +137,7 @@ def reconcile(
             name, spec, generation, active_region, observed, _previous_conditions(body), result.problems, now
         )
         kube.apply_status(namespace, name, _dump(status))
+        metrics.record_status(namespace, name, status)
+        for ref in result.pruned:
+            metrics.CHILDREN_PRUNED.labels(namespace, name, ref.kind).inc()
         return result
