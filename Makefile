@@ -48,7 +48,7 @@ unit: venv ## Unit tests only (no cluster)
 
 .PHONY: dev
 dev: venv tools ## Local cluster + CRD + operator + a sample DeepSeekDeployment
-	$(BIN)/python -m deepseek_operator.dev
+	$(BIN)/python hack/dev.py $(DEV_ARGS)
 
 .PHONY: cluster
 cluster: venv tools ## Start a local cluster in .local-cluster/ and print the KUBECONFIG to export
