@@ -6,6 +6,7 @@ Everything here talks to the API server; nothing here decides what the objects s
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
@@ -19,6 +20,7 @@ from deepseek_operator.api import API_VERSION, GROUP, KIND, PLURAL, VERSION
 from deepseek_operator.render.labels import DEPLOYMENT_LABEL
 
 FIELD_MANAGER = "deepseek-operator"
+REDISCOVERY_SECONDS = 60.0
 
 # Kinds the operator may create as children, in the order they are pruned (dependents first).
 CHILD_KINDS: tuple[tuple[str, str], ...] = (
@@ -50,6 +52,14 @@ class MissingApiError(RuntimeError):
         self.kind = kind
 
 
+class NamespaceTerminatingError(RuntimeError):
+    """The namespace is being deleted: nothing can be created there any more, and nothing needs to be."""
+
+
+def _is_namespace_terminating(error: ApiException) -> bool:
+    return error.status == 403 and "NamespaceTerminating" in str(error.body or "")
+
+
 @dataclass(frozen=True)
 class ChildRef:
     api_version: str
@@ -77,6 +87,7 @@ class Kube:
         self.api_client = api_client
         self._dynamic: DynamicClient | None = None
         self._lock = threading.Lock()
+        self._missing: dict[tuple[str, str], float] = {}
 
     @property
     def dynamic(self) -> DynamicClient:
@@ -86,15 +97,23 @@ class Kube:
             return self._dynamic
 
     def _resource(self, api_version: str, kind: str) -> Any:
+        key = (api_version, kind)
+        missing_since = self._missing.get(key)
+        if missing_since is not None and time.monotonic() - missing_since < REDISCOVERY_SECONDS:
+            raise MissingApiError(api_version, kind)
         try:
             return self.dynamic.resources.get(api_version=api_version, kind=kind)
         except ResourceNotFoundError:
-            # An add-on may have been installed since discovery ran: look again once.
+            # An add-on may have been installed since discovery ran: look again, at most once a minute
+            # per kind (a full discovery is dozens of requests).
             self.dynamic.resources.invalidate_cache()
             try:
-                return self.dynamic.resources.get(api_version=api_version, kind=kind)
+                resource = self.dynamic.resources.get(api_version=api_version, kind=kind)
             except ResourceNotFoundError:
+                self._missing[key] = time.monotonic()
                 raise MissingApiError(api_version, kind) from None
+            self._missing.pop(key, None)
+            return resource
 
     def serves(self, api_version: str, kind: str) -> bool:
         try:
@@ -106,13 +125,18 @@ class Kube:
     def apply(self, obj: Mapping[str, Any]) -> dict[str, Any]:
         """Server-side apply under the operator's field manager; force takes back fields others changed."""
         resource = self._resource(obj["apiVersion"], obj["kind"])
-        result = resource.server_side_apply(
-            body=dict(obj),
-            name=obj["metadata"]["name"],
-            namespace=obj["metadata"].get("namespace"),
-            field_manager=FIELD_MANAGER,
-            force_conflicts=True,
-        )
+        try:
+            result = resource.server_side_apply(
+                body=dict(obj),
+                name=obj["metadata"]["name"],
+                namespace=obj["metadata"].get("namespace"),
+                field_manager=FIELD_MANAGER,
+                force_conflicts=True,
+            )
+        except ApiException as error:
+            if _is_namespace_terminating(error):
+                raise NamespaceTerminatingError(str(obj["metadata"].get("namespace"))) from error
+            raise
         applied: dict[str, Any] = result.to_dict()
         return applied
 

@@ -13,7 +13,7 @@ DEFAULT_METRICS_ADDRESS = "0.0.0.0:9090"
 
 RECONCILES = Counter(
     "deepseek_operator_reconciles_total",
-    "Reconciles of DeepSeekDeployments, by result (success, problem, invalid, error).",
+    "Reconciles of DeepSeekDeployments, by result (success, problem, invalid, skipped, error).",
     ["namespace", "name", "result"],
 )
 RECONCILE_SECONDS = Histogram(

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from deepseek_operator import metrics
 from deepseek_operator.api import Condition, DeepSeekDeploymentSpec
-from deepseek_operator.kube import ChildRef, Kube, MissingApiError, adopt
+from deepseek_operator.kube import ChildRef, Kube, MissingApiError, NamespaceTerminatingError, adopt
 from deepseek_operator.render import render_children
 from deepseek_operator.render.replicas import resolve_active_region
 from deepseek_operator.status import ObservedDeployment, Problem, compute_status, invalid_spec_status
@@ -83,6 +83,11 @@ def reconcile(
             result = _reconcile(kube, body, logger, only)
             outcome = "problem" if result.problems else "success"
             return result
+        except NamespaceTerminatingError:
+            # Garbage collection removes everything in a namespace being deleted; nothing to converge.
+            logger.debug("namespace %s is terminating: skipping the reconcile of %s", namespace, name)
+            outcome = "skipped"
+            return ReconcileResult()
         except InvalidSpecError:
             outcome = "invalid"
             raise
@@ -113,13 +118,15 @@ def _reconcile(
         children = [adopt(child, body) for child in render_children(name, namespace, spec, active_region)]
         for child in children:
             ref = ChildRef.of(child)
-            if only is not None and ref != only:
-                result.applied.append(ref)
-                continue
             try:
-                kube.apply(child)
+                if only is None or ref == only:
+                    kube.apply(child)
+                elif not kube.serves(ref.api_version, ref.kind):
+                    # Not applied now, but still a problem to show: status is rewritten below.
+                    raise MissingApiError(ref.api_version, ref.kind)
             except MissingApiError as error:
-                logger.warning("cannot apply %s %s: %s", ref.kind, ref.name, error)
+                if only is None:
+                    logger.warning("cannot apply %s %s: %s", ref.kind, ref.name, error)
                 result.problems.append(Problem(reason=f"{ref.kind}ApiMissing", message=str(error)))
                 continue
             result.applied.append(ref)

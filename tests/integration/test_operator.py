@@ -1,0 +1,329 @@
+"""The operator, as a real process, against the real local control plane (issue 3's integration tests)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+from localcluster.cluster import LocalCluster
+from localcluster.operator import OperatorProcess, install_crd_and_priority_classes
+from localcluster.waiting import wait_until
+from operator_fixtures import (
+    DEPLOYMENT_LABEL,
+    GROUP,
+    PLURAL,
+    POOL_LABEL,
+    REGION_LABEL,
+    VERSION,
+    Dsd,
+    two_region_spot_spec,
+)
+
+pytestmark = pytest.mark.cluster
+
+CONFIG_HASH = f"{GROUP}/config-hash"
+
+
+@pytest.fixture(scope="module")
+def operator(
+    local_cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
+    install_crd_and_priority_classes(local_cluster.api_client())
+    process = OperatorProcess(local_cluster.kubeconfig, tmp_path_factory.mktemp("operator") / "operator.log")
+    with process:
+        yield process
+
+
+@pytest.fixture
+def dsd(api_client: Any, namespace: str, operator: OperatorProcess) -> Dsd:
+    return Dsd(api_client, namespace, "r1")
+
+
+def node_labels(core: Any, node_name: str) -> dict[str, str]:
+    labels: dict[str, str] = core.read_node(node_name).metadata.labels
+    return labels
+
+
+def test_create_makes_every_child_and_pods_become_ready_on_the_right_nodes(dsd: Dsd) -> None:
+    started = time.monotonic()
+    created = dsd.create(two_region_spot_spec(replicas=4))
+    current = dsd.wait_ready()
+    converged = time.monotonic() - started
+    print(f"converged in {converged:.2f}s")  # reported in the issue note
+
+    # Children: a Deployment per region and pool, owned by the DeepSeekDeployment.
+    deployments = {d.metadata.name: d for d in dsd.deployments()}
+    assert set(deployments) == {
+        "r1-us-east-on-demand",
+        "r1-us-east-spot",
+        "r1-eu-west-on-demand",
+        "r1-eu-west-spot",
+    }
+    for deployment in deployments.values():
+        (owner,) = deployment.metadata.owner_references
+        assert (owner.kind, owner.name, owner.uid, owner.controller) == (
+            "DeepSeekDeployment",
+            "r1",
+            created["metadata"]["uid"],
+            True,
+        )
+        assert deployment.metadata.managed_fields[0].manager in {
+            "deepseek-operator",
+            "kube-controller-manager",
+        }
+    # on-demand = base 1 + ceil(3 * 50%) = 3, spot 1; the standby keeps 1 warm on-demand replica.
+    replicas = {name: d.spec.replicas for name, d in deployments.items()}
+    assert replicas == {
+        "r1-us-east-on-demand": 3,
+        "r1-us-east-spot": 1,
+        "r1-eu-west-on-demand": 1,
+        "r1-eu-west-spot": 0,
+    }
+
+    services = {s.metadata.name: s for s in dsd.core.list_namespaced_service(dsd.namespace).items}
+    assert {"r1", "r1-us-east", "r1-eu-west"} <= set(services)
+    assert services["r1"].spec.selector == {DEPLOYMENT_LABEL: "r1", REGION_LABEL: "us-east"}
+    budgets = client.PolicyV1Api(dsd.api_client).list_namespaced_pod_disruption_budget(dsd.namespace).items
+    assert {b.metadata.name for b in budgets} == {"r1-us-east", "r1-eu-west"}
+
+    # Pods run where the pool says: region, GPU product and capacity type of the node.
+    pods = dsd.ready_pods()
+    assert len(pods) == 5
+    for pod in pods:
+        labels = node_labels(dsd.core, pod.spec.node_name)
+        assert labels["topology.kubernetes.io/region"] == pod.metadata.labels[REGION_LABEL]
+        assert labels["nvidia.com/gpu.product"] == "NVIDIA-H100-80GB-HBM3"
+        assert labels["karpenter.sh/capacity-type"] == pod.metadata.labels[POOL_LABEL]
+        assert pod.spec.containers[0].resources.limits["nvidia.com/gpu"] == "1"
+
+    status = current["status"]
+    assert status["activeRegion"] == "us-east"
+    assert status["ready"] == "4/4"
+    assert status["spotShare"] == "25%"
+    assert status["replicas"] == 4
+    assert status["selector"] == f"{DEPLOYMENT_LABEL}=r1,{REGION_LABEL}=us-east"
+    assert status["observedGeneration"] == current["metadata"]["generation"]
+    conditions = {c["type"]: c for c in status["conditions"]}
+    assert conditions["Ready"]["reason"] == "AllReplicasReady"
+    assert conditions["Progressing"]["status"] == "False"
+    assert conditions["Degraded"]["status"] == "False"
+    regions = {r["name"]: r for r in status["regions"]}
+    assert regions["eu-west"] == {
+        "name": "eu-west",
+        "role": "Standby",
+        "desiredReplicas": 1,
+        "readyReplicas": 1,
+        "pools": [
+            {"name": "on-demand", "desiredReplicas": 1, "readyReplicas": 1},
+            {"name": "spot", "desiredReplicas": 0, "readyReplicas": 0},
+        ],
+    }
+
+
+def test_spec_change_rolls_the_pods_and_reconverges(dsd: Dsd) -> None:
+    dsd.create(two_region_spot_spec(replicas=2))
+    dsd.wait_ready()
+    before = {d.metadata.name: d.spec.template.metadata.annotations[CONFIG_HASH] for d in dsd.deployments()}
+    old_pods = {p.metadata.name for p in dsd.pods()}
+
+    dsd.patch_spec({"engine": {"maxBatchSize": 64}})
+
+    def rolled() -> bool:
+        deployments = dsd.deployments()
+        hashes_changed = all(
+            d.spec.template.metadata.annotations[CONFIG_HASH] != before[d.metadata.name] for d in deployments
+        )
+        env = {e.name: e.value for e in deployments[0].spec.template.spec.containers[0].env}
+        new_pods = {p.metadata.name for p in dsd.ready_pods()}
+        return (
+            hashes_changed
+            and env["DSD_MAX_NUM_SEQS"] == "64"
+            and not (new_pods & old_pods)
+            and len(new_pods) == 3
+        )
+
+    wait_until(rolled, 60, "every pod to be replaced by one with the new engine config")
+    dsd.wait_ready()
+
+
+def test_scale_subresource_resizes_the_active_region(dsd: Dsd) -> None:
+    dsd.create(two_region_spot_spec(replicas=2))
+    dsd.wait_ready()
+    scale = dsd.custom.get_namespaced_custom_object_scale(GROUP, VERSION, dsd.namespace, PLURAL, "r1")
+    assert scale["status"]["selector"] == f"{DEPLOYMENT_LABEL}=r1,{REGION_LABEL}=us-east"
+    assert scale["spec"]["replicas"] == 2
+
+    dsd.custom.patch_namespaced_custom_object_scale(
+        GROUP, VERSION, dsd.namespace, PLURAL, "r1", {"spec": {"replicas": 6}}
+    )
+
+    current = dsd.wait_ready()
+    replicas = {d.metadata.name: d.spec.replicas for d in dsd.deployments()}
+    # 6 = base 1 + 5 above it: ceil(2.5) = 3 more on-demand, 2 spot.
+    assert replicas["r1-us-east-on-demand"] == 4
+    assert replicas["r1-us-east-spot"] == 2
+    assert current["status"]["replicas"] == 6
+    assert current["status"]["ready"] == "6/6"
+    scale = dsd.custom.get_namespaced_custom_object_scale(GROUP, VERSION, dsd.namespace, PLURAL, "r1")
+    assert scale["status"]["replicas"] == 6
+
+
+def test_drift_on_owned_fields_is_reverted_and_foreign_fields_are_kept(dsd: Dsd) -> None:
+    dsd.create(two_region_spot_spec(replicas=2))
+    dsd.wait_ready()
+    name = "r1-us-east-on-demand"
+    # Another manager changes a field the operator owns, and adds fields the operator does not own.
+    dsd.apps.patch_namespaced_deployment(
+        name,
+        dsd.namespace,
+        {
+            "spec": {"replicas": 7},
+            "metadata": {"labels": {"team": "search"}, "annotations": {"owner/ticket": "OPS-42"}},
+        },
+    )
+
+    def reverted() -> Any:
+        deployment = dsd.apps.read_namespaced_deployment(name, dsd.namespace)
+        return deployment if deployment.spec.replicas == 2 else None
+
+    # 2 replicas = base 1 + ceil(1 * 50%) on-demand.
+    deployment = wait_until(reverted, 30, "the operator to put replicas back to 2")
+    assert deployment.metadata.labels["team"] == "search"
+    assert deployment.metadata.annotations["owner/ticket"] == "OPS-42"
+
+    # A deleted child comes back.
+    dsd.core.delete_namespaced_service("r1-us-east", dsd.namespace)
+    wait_until(
+        lambda: any(
+            s.metadata.name == "r1-us-east" for s in dsd.core.list_namespaced_service(dsd.namespace).items
+        ),
+        30,
+        "the region Service to be recreated",
+    )
+
+
+def test_a_resync_without_change_writes_nothing(dsd: Dsd, operator: OperatorProcess) -> None:
+    import logging
+
+    from deepseek_operator.kube import Kube
+    from deepseek_operator.reconcile import reconcile
+
+    dsd.create(two_region_spot_spec(replicas=2))
+    dsd.wait_ready()
+    wait_until(
+        lambda: (dsd.condition("Progressing") or {}).get("status") == "False", 30, "the rollout to finish"
+    )
+
+    def versions() -> dict[str, str]:
+        children = {f"Deployment/{d.metadata.name}": d.metadata.resource_version for d in dsd.deployments()}
+        for service in dsd.core.list_namespaced_service(dsd.namespace).items:
+            children[f"Service/{service.metadata.name}"] = service.metadata.resource_version
+        children["DeepSeekDeployment/r1"] = dsd.get()["metadata"]["resourceVersion"]
+        return children
+
+    before = versions()
+    result = reconcile(Kube(dsd.api_client), dsd.get(), logging.getLogger("test"))
+    assert len(result.applied) == 9
+    assert not result.pruned
+    assert not result.problems
+    assert versions() == before
+
+
+def test_turning_spot_and_autoscaling_off_prunes_their_children(dsd: Dsd) -> None:
+    spec = two_region_spot_spec(replicas=2)
+    spec["autoscaling"] = {"enabled": True, "minReplicas": 1, "maxReplicas": 4}
+    dsd.create(spec)
+    dsd.wait_ready()
+    autoscaling = client.AutoscalingV2Api(dsd.api_client)
+    (hpa,) = autoscaling.list_namespaced_horizontal_pod_autoscaler(dsd.namespace).items
+    assert hpa.spec.scale_target_ref.kind == "DeepSeekDeployment"
+    assert {m.pods.metric.name for m in hpa.spec.metrics} == {"vllm_num_requests_waiting"}
+
+    dsd.patch_spec({"spot": {"enabled": False}, "autoscaling": {"enabled": False}})
+    wait_until(
+        lambda: (
+            {d.metadata.name for d in dsd.deployments()} == {"r1-us-east-on-demand", "r1-eu-west-on-demand"}
+        ),
+        30,
+        "the spot Deployments to be deleted",
+    )
+    wait_until(
+        lambda: not autoscaling.list_namespaced_horizontal_pod_autoscaler(dsd.namespace).items, 30, "HPA gone"
+    )
+    current = dsd.wait_ready()
+    assert current["status"]["spotShare"] == "0%"
+    wait_until(lambda: len(dsd.ready_pods()) == 3 and len(dsd.pods()) == 3, 30, "only on-demand pods")
+
+
+def test_a_missing_add_on_is_reported_in_status_and_events_not_a_crash_loop(dsd: Dsd) -> None:
+    spec = two_region_spot_spec(replicas=1)
+    spec["autoscaling"] = {"enabled": True, "provider": "keda", "minReplicas": 1, "maxReplicas": 4}
+    spec["monitoring"] = {"prometheusUrl": "http://prometheus.monitoring:9090"}
+    dsd.create(spec)
+
+    def degraded() -> dict[str, Any] | None:
+        condition = dsd.condition("Degraded")
+        return condition if condition and condition["status"] == "True" else None
+
+    condition = wait_until(degraded, 30, "Degraded=True")
+    assert condition["reason"] == "ScaledObjectApiMissing"
+    assert "install KEDA" in condition["message"]
+    # Everything else is still applied and serving.
+    wait_until(lambda: len(dsd.ready_pods()) == 2, 30, "the pods of both regions")
+
+    def warning_event() -> Any:
+        events = dsd.core.list_namespaced_event(dsd.namespace, field_selector="involvedObject.name=r1").items
+        return next((e for e in events if e.reason == "ScaledObjectApiMissing" and e.type == "Warning"), None)
+
+    event = wait_until(warning_event, 30, "a Warning event")
+    assert "install KEDA" in event.message
+
+
+def test_delete_removes_every_child(dsd: Dsd) -> None:
+    dsd.create(two_region_spot_spec(replicas=2))
+    dsd.wait_ready()
+    dsd.custom.delete_namespaced_custom_object(GROUP, VERSION, dsd.namespace, PLURAL, "r1")
+
+    def all_gone() -> bool:
+        services = [
+            s
+            for s in dsd.core.list_namespaced_service(dsd.namespace).items
+            if s.metadata.name.startswith("r1")
+        ]
+        return not dsd.deployments() and not services and not dsd.pods()
+
+    wait_until(all_gone, 60, "garbage collection of every child")
+
+
+def _invalid_cases() -> list[Any]:
+    import invalid_specs as table
+
+    return [pytest.param(case, id=case["id"]) for case in table.INVALID_SPECS]
+
+
+@pytest.mark.parametrize("case", _invalid_cases())
+def test_the_api_server_rejects_an_invalid_deepseek_deployment(
+    case: Any, api_client: Any, namespace: str, operator: OperatorProcess
+) -> None:
+    custom = client.CustomObjectsApi(api_client)
+    with pytest.raises(ApiException) as raised:
+        custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, case["object"])
+    assert raised.value.status == 422, raised.value.body
+    message = json.loads(raised.value.body)["message"]
+    assert case["error"] in message
+
+
+def test_valid_objects_of_the_table_are_accepted(
+    api_client: Any, namespace: str, operator: OperatorProcess
+) -> None:
+    import invalid_specs as table
+
+    custom = client.CustomObjectsApi(api_client)
+    for obj in table.VALID_OBJECTS:
+        created = custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, obj)
+        assert created["metadata"]["name"] == obj["metadata"]["name"]
