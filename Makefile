@@ -37,6 +37,12 @@ lint: venv ## ruff and mypy (strict)
 .PHONY: crds
 crds: venv ## Regenerate crds/ (and the chart's copy) from the pydantic models
 	$(BIN)/python -m deepseek_operator.crd
+	cp crds/serving.deepseek-operator.io_deepseekdeployments.yaml charts/deepseek-operator/crds/
+
+.PHONY: manifests
+manifests: venv ## Regenerate manifests/base/ and the chart README's values table from the chart
+	$(BIN)/python hack/chart.py manifests
+	$(BIN)/python hack/chart.py readme
 
 .PHONY: test
 test: venv tools lint ## Run every test: unit, integration and e2e against the local cluster
@@ -59,8 +65,9 @@ cluster-down: venv ## Stop the cluster started by `make cluster`
 	$(BIN)/python -m localcluster down
 
 .PHONY: bench
-bench: venv ## Run the benchmarks (print figures)
+bench: venv tools ## Run the benchmarks (print figures)
 	$(BIN)/python bench/simulator_throughput.py
+	PYTHONPATH=$(PYTHONPATH):$(CURDIR)/operator $(BIN)/python bench/convergence.py
 
 .PHONY: clean
 clean: ## Remove the virtualenv and caches of this checkout (not the tool cache)
