@@ -16,7 +16,6 @@ from typing import Any
 
 import yaml
 from kubernetes import client
-
 from localcluster.cluster import LocalCluster
 from localcluster.operator import OperatorProcess, install_crd_and_priority_classes
 from localcluster.tools import ensure_tools
@@ -42,9 +41,13 @@ def ready_condition(api: Any, name: str) -> dict[str, Any] | None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sample", type=Path, default=DEFAULT_SAMPLE, help="DeepSeekDeployment to apply")
-    parser.add_argument("--dir", type=Path, default=REPO_ROOT / ".local-cluster" / "dev", help="state directory")
+    parser.add_argument(
+        "--dir", type=Path, default=REPO_ROOT / ".local-cluster" / "dev", help="state directory"
+    )
     parser.add_argument("--exit-when-ready", action="store_true", help="stop once the sample is Ready")
     args = parser.parse_args()
 

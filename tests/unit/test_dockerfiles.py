@@ -270,7 +270,7 @@ def test_inference_build_args_are_documented_in_the_dockerfile_and_readme() -> N
 
 def test_simulator_image_listens_on_all_interfaces_on_8080() -> None:
     final = parse_stages(DOCKERFILES["simulator"])[-1]
-    all_interfaces = "0.0.0.0"  # noqa: S104  (inside a container the pod IP must be reachable)
+    all_interfaces = "0.0.0.0"
     assert _exec_form(final.all("CMD")[-1].arguments) == ["deepseek-simulator", "--host", all_interfaces]
     assert final.all("EXPOSE")[-1].arguments == "8080"
 

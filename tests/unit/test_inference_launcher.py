@@ -24,7 +24,7 @@ from deepseek_launcher import (
     preflight_errors,
 )
 
-ALL_INTERFACES = "0.0.0.0"  # noqa: S104  (what the launcher must pass to the engine in a pod)
+ALL_INTERFACES = "0.0.0.0"
 APP = Path(__file__).resolve().parents[2] / "images" / "inference" / "app.py"
 
 

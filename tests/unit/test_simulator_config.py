@@ -9,7 +9,7 @@ import pytest
 from deepseek_simulator.config import ConfigError, Faults, SimulatorConfig, load_config
 from deepseek_simulator.testing import SIMULATOR_SOURCE
 
-ALL_INTERFACES = "0.0.0.0"  # noqa: S104  (the value the simulator image passes)
+ALL_INTERFACES = "0.0.0.0"
 
 
 def test_defaults_follow_the_contract() -> None:
