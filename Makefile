@@ -32,7 +32,7 @@ tools: venv ## Provide the pinned control-plane binaries (cached in ~/.cache/dee
 lint: venv ## ruff and mypy (strict)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy operator/deepseek_operator e2e/localcluster images/simulator/deepseek_simulator images/inference bench
+	$(BIN)/mypy operator/deepseek_operator e2e/localcluster images/simulator/deepseek_simulator images/inference bench hack/dev.py
 
 .PHONY: crds
 crds: venv ## Regenerate crds/ (and the chart's copy) from the pydantic models

@@ -31,7 +31,8 @@ def say(message: str) -> None:
 
 
 def ready_condition(api: Any, name: str) -> dict[str, Any] | None:
-    found = client.CustomObjectsApi(api).get_namespaced_custom_object(
+    custom: Any = client.CustomObjectsApi(api)
+    found = custom.get_namespaced_custom_object(
         "serving.deepseek-operator.io", "v1alpha1", NAMESPACE, "deepseekdeployments", name
     )
     for condition in (found.get("status") or {}).get("conditions") or []:
@@ -59,7 +60,8 @@ def main() -> int:
         api = cluster.api_client()
         say("installing the CRD and the priority classes")
         install_crd_and_priority_classes(api)
-        client.CoreV1Api(api).create_namespace({"metadata": {"name": NAMESPACE}})
+        core: Any = client.CoreV1Api(api)  # Any: the typed client wants models; a dict is the manifest
+        core.create_namespace({"metadata": {"name": NAMESPACE}})
         log_path = args.dir.resolve() / "operator.log"
         with OperatorProcess(cluster.kubeconfig, log_path) as operator:
             say(f"operator running (log: {log_path}, metrics: http://{operator.metrics_address}/metrics)")
