@@ -327,3 +327,22 @@ def test_valid_objects_of_the_table_are_accepted(
     for obj in table.VALID_OBJECTS:
         created = custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, obj)
         assert created["metadata"]["name"] == obj["metadata"]["name"]
+
+
+def test_kubectl_explain_describes_the_fields(local_cluster: LocalCluster, operator: OperatorProcess) -> None:
+    import subprocess
+
+    from localcluster.tools import ensure_tools
+
+    kubectl = str(ensure_tools(["kubectl"])["kubectl"].path)
+    result = subprocess.run(
+        [kubectl, f"--kubeconfig={local_cluster.kubeconfig}", "explain", "dsd.spec.spot.spotPercentage"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "KIND:       DeepSeekDeployment" in result.stdout
+    assert "FIELD: spotPercentage <integer>" in result.stdout
+    description = result.stdout.split("DESCRIPTION:", 1)[1]
+    assert "spot" in description.lower()
+    assert len(description.split()) >= 8, f"a useful description, not a stub: {description!r}"
