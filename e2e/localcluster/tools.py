@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -254,23 +255,27 @@ def _go() -> str:
 
 
 def _run_go(args: Sequence[str], workdir: Path, what: str) -> None:
-    """Run a go command, printing a heartbeat so a long build is visibly alive."""
+    """Run a go command, printing a heartbeat every 20 s so a long build is visibly alive.
+
+    `go build -v` names each package as it compiles: the heartbeat shows how many so far.
+    """
     started = time.monotonic()
     command = [_go(), *args]
+    output: list[str] = []
     with subprocess.Popen(
         command, cwd=workdir, env=_go_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     ) as process:
         assert process.stdout is not None
-        output: list[str] = []
-        last_beat = started
-        for line in process.stdout:
-            output.append(line)
-            now = time.monotonic()
-            if now - last_beat >= 30:
-                log(f"{what}: still working ({now - started:.0f}s) {line.strip()[:100]}")
-                last_beat = now
-        returncode = process.wait()
-    if returncode != 0:
+        stream = process.stdout
+        reader = threading.Thread(target=lambda: output.extend(stream), daemon=True)
+        reader.start()
+        while reader.is_alive():
+            reader.join(timeout=20)
+            if reader.is_alive():
+                latest = output[-1].strip()[:80] if output else ""
+                log(f"{what}: {time.monotonic() - started:.0f}s, {len(output)} packages so far ({latest})")
+        process.wait()
+    if process.returncode != 0:
         tail = "".join(output[-40:])
         raise ToolError(f"{what} failed ({' '.join(command)}) in {workdir}:\n{tail}")
     log(f"{what}: done in {time.monotonic() - started:.0f}s")
@@ -376,8 +381,8 @@ def _build_group(group: str, names: Sequence[str]) -> None:
     what = f"build {', '.join(names)} from Go modules"
     log(f"{what}: resolving modules in {workdir}")
     _run_go(["mod", "tidy"], workdir, f"{group}: go mod tidy")
-    log(f"{what}: compiling (a cold build takes tens of minutes on 2 cores; later runs reuse the cache)")
-    _run_go(["build", "-trimpath", *build_args, "-o", str(output_dir) + "/", *packages], workdir, what)
+    log(f"{what}: compiling (several minutes when cold; later runs reuse the Go build cache)")
+    _run_go(["build", "-v", "-trimpath", *build_args, "-o", str(output_dir) + "/", *packages], workdir, what)
     for name in names:
         # go names a binary after the package path's last element, skipping a /vN major-version suffix.
         built = output_dir / ("server" if group == "etcd" else name)
