@@ -48,6 +48,14 @@ manifests: venv ## Regenerate manifests/base/ and the chart README's values tabl
 test: venv tools lint ## Run every test: unit, integration and e2e against the local cluster
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+.PHONY: e2e
+e2e: venv tools ## The end-to-end suite (e2e/tests) on the local cluster
+	$(BIN)/pytest e2e/tests $(PYTEST_ARGS)
+
+.PHONY: e2e-kind
+e2e-kind: venv ## The end-to-end suite on a kind cluster with real containers (needs Docker; KEEP_CLUSTER=1 keeps it)
+	VENV=$(VENV) PYTEST_ARGS="$(PYTEST_ARGS)" bash hack/e2e-kind.sh
+
 .PHONY: unit
 unit: venv ## Unit tests only (no cluster)
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
