@@ -56,7 +56,7 @@ def api_reachable(**_: Any) -> str:
 
 def _reconcile_or_fail(body: kopf.Body, logger: kopf.Logger) -> None:
     try:
-        result = reconcile(kube(), body, logger)
+        result = reconcile(kube(), body.metadata["namespace"], body.metadata["name"], logger)
     except InvalidSpecError as error:
         kopf.warn(body, reason="InvalidSpec", message=str(error))
         # The spec will not become valid by retrying; the next spec change triggers a new attempt.
@@ -79,7 +79,7 @@ def reconcile_deepseek_deployment(body: kopf.Body, logger: kopf.Logger, **_: Any
 def resync(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
     """Level-based safety net: converge and refresh status even if an event was missed."""
     try:
-        reconcile(kube(), body, logger)
+        reconcile(kube(), body.metadata["namespace"], body.metadata["name"], logger)
     except InvalidSpecError:
         return  # already reported by the spec handler; nothing to converge
 
@@ -99,12 +99,10 @@ def _on_child_event(event: kopf.RawEvent, logger: kopf.Logger) -> None:
     namespace = metadata.get("namespace")
     if owner_name is None or namespace is None:
         return
-    owner = kube().read_deepseek_deployment(namespace, owner_name)
-    if owner is None or (owner["metadata"].get("deletionTimestamp")):
-        return  # the owner is gone: garbage collection removes its children
     ref = ChildRef(child["apiVersion"], child["kind"], metadata["name"])
     try:
-        reconcile(kube(), owner, logger, only=ref)
+        # A child event for an owner already deleted finds nothing to do (garbage collection cleans up).
+        reconcile(kube(), namespace, owner_name, logger, only=ref)
     except InvalidSpecError:
         return
 

@@ -52,6 +52,10 @@ class MissingApiError(RuntimeError):
         self.kind = kind
 
 
+class StatusConflictError(RuntimeError):
+    """The custom resource changed after it was read: recompute from the new version."""
+
+
 class NamespaceTerminatingError(RuntimeError):
     """The namespace is being deleted: nothing can be created there any more, and nothing needs to be."""
 
@@ -182,13 +186,31 @@ class Kube:
             raise
         return found
 
-    def apply_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
-        """Write status with server-side apply to the status subresource (the cert-manager way)."""
-        body = {"apiVersion": API_VERSION, "kind": KIND, "metadata": {"name": name}, "status": dict(status)}
+    def apply_status(
+        self, namespace: str, name: str, status: Mapping[str, Any], resource_version: str
+    ) -> None:
+        """Write status with server-side apply to the status subresource (the cert-manager way).
+
+        `resource_version` is the version the status was computed from: the API server refuses the write
+        (StatusConflictError) when the object changed since, so a status never describes an older spec.
+        """
+        body = {
+            "apiVersion": API_VERSION,
+            "kind": KIND,
+            "metadata": {"name": name, "resourceVersion": resource_version},
+            "status": dict(status),
+        }
         resource = self._resource(API_VERSION, KIND)
-        resource.status.server_side_apply(
-            body=body, name=name, namespace=namespace, field_manager=FIELD_MANAGER, force_conflicts=True
-        )
+        try:
+            resource.status.server_side_apply(
+                body=body, name=name, namespace=namespace, field_manager=FIELD_MANAGER, force_conflicts=True
+            )
+        except ApiException as error:
+            if error.status == 409:
+                raise StatusConflictError(
+                    f"{namespace}/{name} changed while its status was computed"
+                ) from error
+            raise
 
 
 def adopt(obj: Mapping[str, Any], owner: Mapping[str, Any]) -> dict[str, Any]:

@@ -18,7 +18,14 @@ from pydantic import ValidationError
 
 from deepseek_operator import metrics
 from deepseek_operator.api import Condition, DeepSeekDeploymentSpec
-from deepseek_operator.kube import ChildRef, Kube, MissingApiError, NamespaceTerminatingError, adopt
+from deepseek_operator.kube import (
+    ChildRef,
+    Kube,
+    MissingApiError,
+    NamespaceTerminatingError,
+    StatusConflictError,
+    adopt,
+)
 from deepseek_operator.render import render_children
 from deepseek_operator.render.replicas import resolve_active_region
 from deepseek_operator.status import ObservedDeployment, Problem, compute_status, invalid_spec_status
@@ -26,6 +33,8 @@ from deepseek_operator.status import ObservedDeployment, Problem, compute_status
 # Reconciles of one DeepSeekDeployment never interleave: its own events and its children's events
 # arrive on different kopf workers.
 _locks: defaultdict[tuple[str, str], threading.Lock] = defaultdict(threading.Lock)
+# Attempts when the object changes between our read and our status write, before giving up to kopf's retry.
+STATUS_ATTEMPTS = 3
 
 
 class InvalidSpecError(ValueError):
@@ -67,22 +76,39 @@ def _dump(status: Any) -> dict[str, Any]:
 
 def reconcile(
     kube: Kube,
-    body: Mapping[str, Any],
+    namespace: str,
+    name: str,
     logger: logging.Logger | logging.LoggerAdapter[logging.Logger],
     only: ChildRef | None = None,
 ) -> ReconcileResult:
-    """Converge the children of `body` on its spec; `only` limits applying to one child (drift repair).
+    """Converge the children of DeepSeekDeployment `namespace/name` on its current spec; `only` limits
+    applying to one child (drift repair) while status is still computed in full.
 
     Raises InvalidSpecError after recording it in status; add-on APIs that are missing are returned as
     problems (and shown in status) rather than raised, so every other child is still applied.
     """
-    namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
     outcome = "error"
-    with metrics.RECONCILE_SECONDS.time():
+    with metrics.RECONCILE_SECONDS.time(), _locks[(namespace, name)]:
         try:
-            result = _reconcile(kube, body, logger, only)
-            outcome = "problem" if result.problems else "success"
-            return result
+            for _attempt in range(STATUS_ATTEMPTS):
+                # Read inside the lock: the body a handler was given may be older than what another
+                # reconcile of this object already acted on (kopf delivers its events and its children's
+                # events concurrently), and status must never describe an older spec.
+                current = kube.read_deepseek_deployment(namespace, name)
+                if current is None or current["metadata"].get("deletionTimestamp"):
+                    # Gone or going (e.g. foreground deletion): garbage collection removes the children,
+                    # and re-creating them would fight it.
+                    outcome = "skipped"
+                    return ReconcileResult()
+                try:
+                    result = _reconcile(kube, current, logger, only)
+                except StatusConflictError:
+                    continue  # it changed while we worked: converge on the newer version
+                outcome = "problem" if result.problems else "success"
+                return result
+            raise StatusConflictError(
+                f"{namespace}/{name} changed during each of {STATUS_ATTEMPTS} reconciles in a row; retrying later"
+            )
         except NamespaceTerminatingError:
             # Garbage collection removes everything in a namespace being deleted; nothing to converge.
             logger.debug("namespace %s is terminating: skipping the reconcile of %s", namespace, name)
@@ -104,47 +130,47 @@ def _reconcile(
     metadata = body["metadata"]
     name, namespace, uid = metadata["name"], metadata["namespace"], metadata["uid"]
     generation = int(metadata.get("generation") or 0)
+    resource_version = str(metadata["resourceVersion"])
     now = datetime.now(UTC).replace(microsecond=0)
-    with _locks[(namespace, name)]:
+    try:
+        spec = parse_spec(body)
+        active_region = resolve_active_region(spec)
+    except (InvalidSpecError, ValueError) as error:
+        status = invalid_spec_status(generation, str(error), _previous_conditions(body), now)
+        kube.apply_status(namespace, name, _dump(status), resource_version)
+        raise InvalidSpecError(str(error)) from error
+
+    result = ReconcileResult()
+    children = [adopt(child, body) for child in render_children(name, namespace, spec, active_region)]
+    for child in children:
+        ref = ChildRef.of(child)
         try:
-            spec = parse_spec(body)
-            active_region = resolve_active_region(spec)
-        except (InvalidSpecError, ValueError) as error:
-            status = invalid_spec_status(generation, str(error), _previous_conditions(body), now)
-            kube.apply_status(namespace, name, _dump(status))
-            raise InvalidSpecError(str(error)) from error
-
-        result = ReconcileResult()
-        children = [adopt(child, body) for child in render_children(name, namespace, spec, active_region)]
-        for child in children:
-            ref = ChildRef.of(child)
-            try:
-                if only is None or ref == only:
-                    kube.apply(child)
-                elif not kube.serves(ref.api_version, ref.kind):
-                    # Not applied now, but still a problem to show: status is rewritten below.
-                    raise MissingApiError(ref.api_version, ref.kind)
-            except MissingApiError as error:
-                if only is None:
-                    logger.warning("cannot apply %s %s: %s", ref.kind, ref.name, error)
-                result.problems.append(Problem(reason=f"{ref.kind}ApiMissing", message=str(error)))
-                continue
-            result.applied.append(ref)
-        if only is None:
-            result.pruned = kube.prune(namespace, name, uid, keep=result.applied)
-            for ref in result.pruned:
-                logger.info("deleted %s %s: no longer part of the spec", ref.kind, ref.name)
-
-        observed = [
-            item
-            for deployment in kube.list_children("apps/v1", "Deployment", namespace, name)
-            if (item := ObservedDeployment.from_object(deployment)) is not None
-        ]
-        status = compute_status(
-            name, spec, generation, active_region, observed, _previous_conditions(body), result.problems, now
-        )
-        kube.apply_status(namespace, name, _dump(status))
-        metrics.record_status(namespace, name, status)
+            if only is None or ref == only:
+                kube.apply(child)
+            elif not kube.serves(ref.api_version, ref.kind):
+                # Not applied now, but still a problem to show: status is rewritten below.
+                raise MissingApiError(ref.api_version, ref.kind)
+        except MissingApiError as error:
+            if only is None:
+                logger.warning("cannot apply %s %s: %s", ref.kind, ref.name, error)
+            result.problems.append(Problem(reason=f"{ref.kind}ApiMissing", message=str(error)))
+            continue
+        result.applied.append(ref)
+    if only is None:
+        result.pruned = kube.prune(namespace, name, uid, keep=result.applied)
         for ref in result.pruned:
-            metrics.CHILDREN_PRUNED.labels(namespace, name, ref.kind).inc()
-        return result
+            logger.info("deleted %s %s: no longer part of the spec", ref.kind, ref.name)
+
+    observed = [
+        item
+        for deployment in kube.list_children("apps/v1", "Deployment", namespace, name)
+        if (item := ObservedDeployment.from_object(deployment)) is not None
+    ]
+    status = compute_status(
+        name, spec, generation, active_region, observed, _previous_conditions(body), result.problems, now
+    )
+    kube.apply_status(namespace, name, _dump(status), resource_version)
+    metrics.record_status(namespace, name, status)
+    for ref in result.pruned:
+        metrics.CHILDREN_PRUNED.labels(namespace, name, ref.kind).inc()
+    return result

@@ -227,7 +227,7 @@ def test_a_resync_without_change_writes_nothing(dsd: Dsd, operator: OperatorProc
         return children
 
     before = versions()
-    result = reconcile(Kube(dsd.api_client), dsd.get(), logging.getLogger("test"))
+    result = reconcile(Kube(dsd.api_client), dsd.namespace, dsd.name, logging.getLogger("test"))
     assert len(result.applied) == 9
     assert not result.pruned
     assert not result.problems
@@ -346,3 +346,26 @@ def test_kubectl_explain_describes_the_fields(local_cluster: LocalCluster, opera
     description = result.stdout.split("DESCRIPTION:", 1)[1]
     assert "spot" in description.lower()
     assert len(description.split()) >= 8, f"a useful description, not a stub: {description!r}"
+
+
+def test_status_never_goes_back_to_an_older_generation(dsd: Dsd) -> None:
+    """Status written from a stale read would show the old spec after the new one (seen before the fix)."""
+    dsd.create(two_region_spot_spec(replicas=2))
+    dsd.wait_ready()
+    samples: list[tuple[int, int]] = []
+    for replicas in (6, 3, 5):
+        dsd.custom.patch_namespaced_custom_object_scale(
+            GROUP, VERSION, dsd.namespace, PLURAL, "r1", {"spec": {"replicas": replicas}}
+        )
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            status = dsd.get().get("status") or {}
+            samples.append((status.get("observedGeneration", 0), status.get("desiredReplicas", -1)))
+            time.sleep(0.02)
+    generations = [generation for generation, _ in samples]
+    assert generations == sorted(generations), f"observedGeneration went backwards: {generations}"
+    desired_by_generation: dict[int, set[int]] = {}
+    for generation, desired in samples:
+        desired_by_generation.setdefault(generation, set()).add(desired)
+    assert all(len(values) == 1 for values in desired_by_generation.values()), desired_by_generation
+    assert samples[-1][1] == 5
