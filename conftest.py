@@ -11,13 +11,15 @@ from typing import Any
 import pytest
 from localcluster.cluster import LocalCluster
 from localcluster.kube import api_client_for
+from localcluster.operator import CRD_FILE
 from localcluster.waiting import wait_until
 
 
 @pytest.fixture(scope="session")
 def local_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     """The local cluster (etcd, kube-apiserver, controller-manager, scheduler, kwok) with the default fleet."""
-    cluster = LocalCluster(workdir=tmp_path_factory.mktemp("localcluster"))
+    # The project's CRD goes in before the controllers start, so garbage collection knows it at once.
+    cluster = LocalCluster(workdir=tmp_path_factory.mktemp("localcluster"), crds=[CRD_FILE])
     with cluster:
         yield cluster
 

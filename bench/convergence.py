@@ -19,7 +19,7 @@ from typing import Any
 
 from kubernetes import client
 from localcluster.cluster import LocalCluster
-from localcluster.operator import OperatorProcess, install_crd_and_priority_classes
+from localcluster.operator import CRD_FILE, OperatorProcess, install_crd_and_priority_classes
 
 GROUP, VERSION, PLURAL = "serving.deepseek-operator.io", "v1alpha1", "deepseekdeployments"
 
@@ -84,7 +84,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as workdir:
         started = time.monotonic()
-        cluster = LocalCluster(workdir=Path(workdir) / "cluster")
+        cluster = LocalCluster(workdir=Path(workdir) / "cluster", crds=[CRD_FILE])
         with cluster:
             cluster_seconds = time.monotonic() - started
             api = cluster.api_client()

@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 from kubernetes import client
 from localcluster.cluster import LocalCluster
-from localcluster.operator import OperatorProcess, install_crd_and_priority_classes
+from localcluster.operator import CRD_FILE, OperatorProcess, install_crd_and_priority_classes
 from localcluster.tools import ensure_tools
 from localcluster.waiting import wait_until
 
@@ -54,7 +54,7 @@ def main() -> int:
 
     kubectl = str(ensure_tools(["kubectl"])["kubectl"].path)
     shutil.rmtree(args.dir, ignore_errors=True)
-    cluster = LocalCluster(workdir=args.dir.resolve())
+    cluster = LocalCluster(workdir=args.dir.resolve(), crds=[CRD_FILE])
     started = time.monotonic()
     with cluster:
         api = cluster.api_client()

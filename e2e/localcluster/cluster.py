@@ -21,7 +21,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -138,6 +138,9 @@ class LocalCluster:
     fleet_file: Path = fleet_module.DEFAULT_FLEET
     # Tie the processes to this Python process (tests) or let them outlive it (`make cluster`).
     tie_to_parent: bool = True
+    # CRDs installed before the controllers start: the garbage collector discovers resource types only
+    # at start and then every 30 s, and until it knows a kind it leaves that kind's children behind.
+    crds: Sequence[Path] = ()
     ports: dict[str, int] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
@@ -182,6 +185,7 @@ class LocalCluster:
             self._start_apiserver(tools, pki)
             self.kubeconfig.write_text(yaml.safe_dump(kubeconfig_document(self.server, pki)))
             self._write_state()
+            self._install_crds()
             self._start_controllers(tools, pki)
             self._create_fleet()
             self._wait_for("the default ServiceAccount", self._default_service_account_exists, 60)
@@ -299,6 +303,23 @@ class LocalCluster:
                 "--node-ip=10.0.0.1",
             ],
         )
+
+    def _install_crds(self) -> None:
+        from kubernetes import client
+
+        extensions: Any = client.ApiextensionsV1Api(self.api_client())
+        for path in self.crds:
+            crd = yaml.safe_load(path.read_text())
+            extensions.create_custom_resource_definition(crd)
+            name = crd["metadata"]["name"]
+
+            def established(name: str = name) -> bool:
+                conditions = extensions.read_custom_resource_definition(name).status.conditions or []
+                return any(c.type == "Established" and c.status == "True" for c in conditions)
+
+            self._wait_for(f"CRD {name} to be Established", established, 30)
+        if self.crds:
+            log(f"installed {len(self.crds)} CRD(s) before the controllers started")
 
     # ------------------------------------------------------------------------------------------ fleet
 
