@@ -7,6 +7,7 @@ Every argument is passed to `kopf run`, e.g. `deepseek-operator --all-namespaces
 
 from __future__ import annotations
 
+import secrets
 import sys
 from collections.abc import Sequence
 
@@ -19,6 +20,10 @@ def kopf_arguments(argv: Sequence[str]) -> list[str]:
         arguments.append("--log-format=json")
     if not any(arg.startswith(("--peering", "--standalone")) for arg in argv):
         arguments.append("--standalone")
+    peering = any(arg.startswith("--peering") for arg in argv)
+    if peering and not any(arg.startswith("--priority") for arg in argv):
+        # kopf pauses every peer when two share the highest priority: each replica draws its own.
+        arguments.append(f"--priority={secrets.randbelow(2**31)}")
     if not any(arg.startswith(("--namespace", "-n", "--all-namespaces", "-A")) for arg in argv):
         arguments.append("--all-namespaces")
     return [*arguments, *argv]
