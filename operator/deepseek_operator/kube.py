@@ -90,7 +90,9 @@ class Kube:
     def __init__(self, api_client: client.ApiClient) -> None:
         self.api_client = api_client
         self._dynamic: DynamicClient | None = None
-        self._lock = threading.Lock()
+        # Re-entrant: discovery (in _resource) uses the client created under the same lock. The dynamic
+        # client's discovery cache is not thread-safe (KeyError 'apis' when kopf workers race on it).
+        self._lock = threading.RLock()
         self._missing: dict[tuple[str, str], float] = {}
 
     @property
@@ -101,6 +103,10 @@ class Kube:
             return self._dynamic
 
     def _resource(self, api_version: str, kind: str) -> Any:
+        with self._lock:
+            return self._discover(api_version, kind)
+
+    def _discover(self, api_version: str, kind: str) -> Any:
         key = (api_version, kind)
         missing_since = self._missing.get(key)
         if missing_since is not None and time.monotonic() - missing_since < REDISCOVERY_SECONDS:

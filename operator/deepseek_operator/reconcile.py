@@ -166,8 +166,11 @@ def _reconcile(
         for deployment in kube.list_children("apps/v1", "Deployment", namespace, name)
         if (item := ObservedDeployment.from_object(deployment)) is not None
     ]
+    # observedGeneration says "every child of this generation was applied": only a full reconcile may
+    # advance it. A single-child repair keeps the one already written (none after a crash mid-way).
+    stamped = generation if only is None else (body.get("status") or {}).get("observedGeneration")
     status = compute_status(
-        name, spec, generation, active_region, observed, _previous_conditions(body), result.problems, now
+        name, spec, stamped, active_region, observed, _previous_conditions(body), result.problems, now
     )
     kube.apply_status(namespace, name, _dump(status), resource_version)
     metrics.record_status(namespace, name, status)

@@ -77,7 +77,7 @@ def _condition(
     status: ConditionStatus,
     reason: str,
     message: str,
-    generation: int,
+    generation: int | None,
     previous: Mapping[str, Condition],
     now: datetime,
 ) -> Condition:
@@ -97,7 +97,7 @@ def _condition(
 def compute_status(
     name: str,
     spec: DeepSeekDeploymentSpec,
-    generation: int,
+    generation: int | None,
     active_region: str,
     observed: Iterable[ObservedDeployment],
     previous_conditions: Sequence[Condition],
