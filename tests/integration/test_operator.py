@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from localcluster.cluster import LocalCluster
-from localcluster.operator import OperatorProcess, install_crd_and_priority_classes
+from localcluster.operator import OperatorProcess
 from localcluster.waiting import wait_until
 from operator_fixtures import (
     DEPLOYMENT_LABEL,
@@ -27,16 +26,6 @@ from operator_fixtures import (
 pytestmark = pytest.mark.cluster
 
 CONFIG_HASH = f"{GROUP}/config-hash"
-
-
-@pytest.fixture(scope="module")
-def operator(
-    local_cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[OperatorProcess]:
-    install_crd_and_priority_classes(local_cluster.api_client())
-    process = OperatorProcess(local_cluster.kubeconfig, tmp_path_factory.mktemp("operator") / "operator.log")
-    with process:
-        yield process
 
 
 @pytest.fixture

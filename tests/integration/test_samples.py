@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import yaml
-from localcluster.cluster import LocalCluster
-from localcluster.operator import OperatorProcess, install_crd_and_priority_classes
+from localcluster.operator import OperatorProcess
 from localcluster.waiting import WaitTimeoutError
 from sample_support import SAMPLES_DIR, Sample, reconcile_sample_to_ready, samples
 
 pytestmark = pytest.mark.cluster
-
-
-@pytest.fixture(scope="module")
-def operator(
-    local_cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[OperatorProcess]:
-    install_crd_and_priority_classes(local_cluster.api_client())
-    process = OperatorProcess(local_cluster.kubeconfig, tmp_path_factory.mktemp("samples") / "operator.log")
-    with process:
-        yield process
 
 
 def test_the_samples_are_the_three_documented_ones() -> None:
