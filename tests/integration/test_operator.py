@@ -361,3 +361,36 @@ def test_status_never_goes_back_to_an_older_generation(dsd: Dsd) -> None:
         newer_or_same = {value for g, value in desired_of_generation.items() if g >= generation}
         assert desired in newer_or_same, f"generation {generation} shows {desired}: an older spec"
     assert samples[-1][1] == 5
+
+
+def test_switching_the_active_region_moves_traffic_and_replicas(dsd: Dsd) -> None:
+    dsd.create(two_region_spot_spec(replicas=3))
+    dsd.wait_ready()
+    dsd.patch_spec(
+        {"regions": [{"name": "us-east", "role": "Standby"}, {"name": "eu-west", "role": "Active"}]}
+    )
+
+    def switched() -> dict[str, Any] | None:
+        current = dsd.ready_for_generation()
+        return current if current and current["status"]["activeRegion"] == "eu-west" else None
+
+    current = wait_until(switched, 30, "eu-west to become the active region")
+    front = dsd.core.read_namespaced_service("r1", dsd.namespace)
+    assert front.spec.selector == {DEPLOYMENT_LABEL: "r1", REGION_LABEL: "eu-west"}
+    replicas = {d.metadata.name: d.spec.replicas for d in dsd.deployments()}
+    # The new active region runs spec.replicas (3: base 1 + ceil(2 * 50%) = 2 on-demand, 1 spot); the old
+    # one keeps the warm standby replica.
+    assert replicas == {
+        "r1-eu-west-on-demand": 2,
+        "r1-eu-west-spot": 1,
+        "r1-us-east-on-demand": 1,
+        "r1-us-east-spot": 0,
+    }
+    assert current["status"]["selector"] == f"{DEPLOYMENT_LABEL}=r1,{REGION_LABEL}=eu-west"
+    wait_until(
+        lambda: (
+            sorted(p.metadata.labels[REGION_LABEL] for p in dsd.ready_pods()) == ["eu-west"] * 3 + ["us-east"]
+        ),
+        30,
+        "3 ready pods in eu-west and 1 in us-east",
+    )
