@@ -21,7 +21,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -471,10 +471,3 @@ def stop_from_state(workdir: Path) -> bool:
     state_file.unlink()
     shutil.rmtree(workdir / "etcd", ignore_errors=True)
     return True
-
-
-@contextlib.contextmanager
-def running_cluster(workdir: Path, fleet_file: Path = fleet_module.DEFAULT_FLEET) -> Iterator[LocalCluster]:
-    cluster = LocalCluster(workdir=workdir, fleet_file=fleet_file)
-    with cluster:
-        yield cluster
