@@ -305,19 +305,10 @@ class LocalCluster:
         )
 
     def _install_crds(self) -> None:
-        from kubernetes import client
+        from localcluster.crds import apply_crd
 
-        extensions: Any = client.ApiextensionsV1Api(self.api_client())
         for path in self.crds:
-            crd = yaml.safe_load(path.read_text())
-            extensions.create_custom_resource_definition(crd)
-            name = crd["metadata"]["name"]
-
-            def established(name: str = name) -> bool:
-                conditions = extensions.read_custom_resource_definition(name).status.conditions or []
-                return any(c.type == "Established" and c.status == "True" for c in conditions)
-
-            self._wait_for(f"CRD {name} to be Established", established, 30)
+            apply_crd(self.api_client(), yaml.safe_load(path.read_text()))
         if self.crds:
             log(f"installed {len(self.crds)} CRD(s) before the controllers started")
 

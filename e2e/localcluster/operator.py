@@ -17,6 +17,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from localcluster.cluster import free_port
+from localcluster.crds import apply_crd
 from localcluster.waiting import wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -27,23 +28,7 @@ def install_crd_and_priority_classes(api_client: client.ApiClient) -> None:
     """What the Helm chart installs cluster-wide: the CRD and the tier PriorityClasses."""
     from deepseek_operator.render.priority import render_priority_classes
 
-    extensions: Any = client.ApiextensionsV1Api(api_client)
-    crd = yaml.safe_load(CRD_FILE.read_text())
-    name = crd["metadata"]["name"]
-    try:
-        extensions.create_custom_resource_definition(crd)
-    except ApiException as error:
-        if error.status != 409:
-            raise
-        current = extensions.read_custom_resource_definition(name)
-        crd["metadata"]["resourceVersion"] = current.metadata.resource_version
-        extensions.replace_custom_resource_definition(name, crd)
-
-    def established() -> bool:
-        conditions = extensions.read_custom_resource_definition(name).status.conditions or []
-        return any(c.type == "Established" and c.status == "True" for c in conditions)
-
-    wait_until(established, 30, f"CRD {name} to be Established")
+    apply_crd(api_client, yaml.safe_load(CRD_FILE.read_text()))
     scheduling: Any = client.SchedulingV1Api(api_client)  # Any: the typed API wants models, we have dicts
     for priority_class in render_priority_classes():
         try:
