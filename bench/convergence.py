@@ -17,6 +17,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from deepseek_operator.status import is_ready_for_its_generation
 from kubernetes import client
 from localcluster.cluster import LocalCluster
 from localcluster.operator import CRD_FILE, OperatorProcess, install_crd_and_priority_classes
@@ -35,11 +36,8 @@ def spec() -> dict[str, Any]:
 
 
 def is_ready(custom: Any, namespace: str, name: str) -> bool:
-    found = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
-    generation = found["metadata"]["generation"]
-    return any(
-        c["type"] == "Ready" and c["status"] == "True" and c.get("observedGeneration") == generation
-        for c in (found.get("status") or {}).get("conditions") or []
+    return is_ready_for_its_generation(
+        custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
     )
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from deepseek_operator.status import is_ready_for_its_generation
 from kubernetes import client
 from localcluster.cluster import LocalCluster
 from localcluster.operator import CRD_FILE, OperatorProcess, install_crd_and_priority_classes
@@ -30,15 +31,12 @@ def say(message: str) -> None:
     print(f"[dev] {message}", flush=True)
 
 
-def ready_condition(api: Any, name: str) -> dict[str, Any] | None:
+def is_ready(api: Any, name: str) -> bool:
     custom: Any = client.CustomObjectsApi(api)
     found = custom.get_namespaced_custom_object(
         "serving.deepseek-operator.io", "v1alpha1", NAMESPACE, "deepseekdeployments", name
     )
-    for condition in (found.get("status") or {}).get("conditions") or []:
-        if condition["type"] == "Ready" and condition["status"] == "True":
-            return dict(condition)
-    return None
+    return is_ready_for_its_generation(found)
 
 
 def main() -> int:
@@ -74,7 +72,7 @@ def main() -> int:
             applied_at = time.monotonic()
             kubectl_run("apply", "-n", NAMESPACE, "-f", str(args.sample))
             say(f"waiting for {name} to become Ready")
-            wait_until(lambda: ready_condition(api, name), 120, f"{name} to become Ready")
+            wait_until(lambda: is_ready(api, name), 120, f"{name} to become Ready")
             say(
                 f"{name} Ready {time.monotonic() - applied_at:.1f}s after apply "
                 f"({time.monotonic() - started:.1f}s since start)"

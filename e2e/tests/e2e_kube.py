@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from deepseek_operator.status import is_ready_for_its_generation
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from localcluster.waiting import WaitTimeoutError, wait_until
@@ -228,15 +229,7 @@ class DeepSeekDeploymentHandle:
     def ready_for_generation(self) -> dict[str, Any] | None:
         """The object when Ready=True for its current generation, else None."""
         current = self.get()
-        generation = current["metadata"]["generation"]
-        for condition in (current.get("status") or {}).get("conditions") or []:
-            if (
-                condition["type"] == "Ready"
-                and condition["status"] == "True"
-                and condition.get("observedGeneration") == generation
-            ):
-                return current
-        return None
+        return current if is_ready_for_its_generation(current) else None
 
     def wait_ready(self) -> dict[str, Any]:
         return wait_until(

@@ -236,3 +236,19 @@ def invalid_spec_status(
             ),
         ),
     )
+
+
+def is_ready_for_its_generation(deepseek_deployment: Mapping[str, Any]) -> bool:
+    """Whether a DeepSeekDeployment object (as the API returns it) says Ready=True for its current spec.
+
+    A Ready condition from an older generation does not count: the spec it describes has changed since.
+    Clients (kubectl-style waits, tests, benchmarks) use this one definition.
+    """
+    generation = deepseek_deployment["metadata"].get("generation")
+    conditions = (deepseek_deployment.get("status") or {}).get("conditions") or []
+    return any(
+        condition.get("type") == ConditionType.READY.value
+        and condition.get("status") == ConditionStatus.TRUE.value
+        and condition.get("observedGeneration") == generation
+        for condition in conditions
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from deepseek_operator.status import is_ready_for_its_generation
 from kubernetes import client
 from localcluster.waiting import wait_until
 
@@ -75,16 +76,7 @@ class Dsd:
     def ready_for_generation(self) -> dict[str, Any] | None:
         """The object when Ready=True for its current generation, else None."""
         current = self.get()
-        status = current.get("status") or {}
-        generation = current["metadata"]["generation"]
-        for condition in status.get("conditions") or []:
-            if (
-                condition["type"] == "Ready"
-                and condition["status"] == "True"
-                and condition.get("observedGeneration") == generation
-            ):
-                return current
-        return None
+        return current if is_ready_for_its_generation(current) else None
 
     def wait_ready(self, timeout: float = 60) -> dict[str, Any]:
         return wait_until(self.ready_for_generation, timeout, f"{self.name} Ready for its latest generation")

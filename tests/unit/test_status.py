@@ -158,3 +158,16 @@ def test_observed_deployment_reads_labels_and_status() -> None:
     assert item == ObservedDeployment("us-east", CapacityPool.SPOT, 2, 2, 1, 2, 3, 3)
     assert item.rolled_out
     assert ObservedDeployment.from_object({"metadata": {"labels": {}}, "spec": {}}) is None
+
+
+def test_ready_counts_only_for_the_current_generation() -> None:
+    from deepseek_operator.status import is_ready_for_its_generation
+
+    def dsd(generation: int, ready: str, observed: int) -> dict[str, Any]:
+        condition = {"type": "Ready", "status": ready, "observedGeneration": observed}
+        return {"metadata": {"generation": generation}, "status": {"conditions": [condition]}}
+
+    assert is_ready_for_its_generation(dsd(3, "True", 3))
+    assert not is_ready_for_its_generation(dsd(3, "True", 2)), "Ready for an older spec"
+    assert not is_ready_for_its_generation(dsd(3, "False", 3))
+    assert not is_ready_for_its_generation({"metadata": {"generation": 1}})
