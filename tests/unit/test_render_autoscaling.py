@@ -8,6 +8,7 @@ import pytest
 from deepseek_operator.api import DeepSeekDeploymentSpec, EngineName
 from deepseek_operator.render import ENGINE_METRICS, render_children
 from deepseek_operator.render.autoscaling import milliseconds_as_quantity, milliseconds_as_seconds
+from render_support import make_spec
 
 SCALE_TARGET = {
     "apiVersion": "serving.deepseek-operator.io/v1alpha1",
@@ -15,15 +16,6 @@ SCALE_TARGET = {
     "name": "r1",
 }
 PROMETHEUS = "http://prometheus.monitoring:9090"
-
-
-def make_spec(**changes: Any) -> DeepSeekDeploymentSpec:
-    spec: dict[str, Any] = {
-        "model": {"name": "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B"},
-        "regions": [{"name": "us-east-1", "role": "Active"}, {"name": "us-west-2", "role": "Standby"}],
-    }
-    spec.update(changes)
-    return DeepSeekDeploymentSpec.model_validate(spec)
 
 
 def autoscalers(spec: DeepSeekDeploymentSpec) -> list[dict[str, Any]]:

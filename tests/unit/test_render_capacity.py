@@ -19,15 +19,7 @@ from deepseek_operator.render import (
     capacity_labels,
     render_children,
 )
-
-
-def make_spec(**changes: Any) -> DeepSeekDeploymentSpec:
-    spec: dict[str, Any] = {
-        "model": {"name": "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B"},
-        "regions": [{"name": "us-east-1", "role": "Active"}, {"name": "us-west-2", "role": "Standby"}],
-    }
-    spec.update(changes)
-    return DeepSeekDeploymentSpec.model_validate(spec)
+from render_support import make_spec
 
 
 def test_presets_cover_every_provider_but_custom() -> None:

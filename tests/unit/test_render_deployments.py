@@ -10,21 +10,10 @@ from deepseek_operator.api import CapacityPool, DeepSeekDeploymentSpec
 from deepseek_operator.render import CONFIG_HASH_ANNOTATION, config_hash
 from deepseek_operator.render.deployments import render_deployment
 from deepseek_operator.render.pods import container_env, gpu_memory_utilization, image_reference
+from render_support import make_spec
 
 NAME = "r1"
 NAMESPACE = "ml"
-
-
-def make_spec(**changes: Any) -> DeepSeekDeploymentSpec:
-    spec: dict[str, Any] = {
-        "model": {"name": "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B"},
-        "regions": [
-            {"name": "us-east-1", "role": "Active"},
-            {"name": "us-west-2", "role": "Standby"},
-        ],
-    }
-    spec.update(changes)
-    return DeepSeekDeploymentSpec.model_validate(spec)
 
 
 def deployment(

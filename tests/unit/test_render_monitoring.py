@@ -7,15 +7,7 @@ from typing import Any
 import pytest
 from deepseek_operator.api import DeepSeekDeploymentSpec
 from deepseek_operator.render import render_children
-
-
-def make_spec(**changes: Any) -> DeepSeekDeploymentSpec:
-    spec: dict[str, Any] = {
-        "model": {"name": "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B"},
-        "regions": [{"name": "us-east-1", "role": "Active"}, {"name": "us-west-2", "role": "Standby"}],
-    }
-    spec.update(changes)
-    return DeepSeekDeploymentSpec.model_validate(spec)
+from render_support import make_spec
 
 
 def children_of(spec: DeepSeekDeploymentSpec) -> list[dict[str, Any]]:

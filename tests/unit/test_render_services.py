@@ -9,23 +9,14 @@ from deepseek_operator.api import (
     MAX_NAME_LENGTH,
     MAX_REGION_NAME_LENGTH,
     CapacityPool,
-    DeepSeekDeploymentSpec,
 )
 from deepseek_operator.render import deployment_name, region_service_name, render_children, selector_string
 from deepseek_operator.render.disruption import render_disruption_budget
 from deepseek_operator.render.labels import region_selector
 from deepseek_operator.render.services import render_front_service, render_region_service
+from render_support import make_spec
 
 DNS_1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
-
-
-def make_spec(**changes: Any) -> DeepSeekDeploymentSpec:
-    spec: dict[str, Any] = {
-        "model": {"name": "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B"},
-        "regions": [{"name": "us-east-1", "role": "Active"}, {"name": "us-west-2", "role": "Standby"}],
-    }
-    spec.update(changes)
-    return DeepSeekDeploymentSpec.model_validate(spec)
 
 
 def test_region_service() -> None:
