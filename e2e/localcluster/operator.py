@@ -45,6 +45,7 @@ class OperatorProcess:
     kubeconfig: Path
     log_path: Path
     extra_args: list[str] = field(default_factory=list)
+    start_timeout: float = 60
     process: subprocess.Popen[bytes] | None = None
     liveness_url: str = ""
     metrics_address: str = ""
@@ -67,8 +68,15 @@ class OperatorProcess:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
         )
-        wait_until(lambda: self._live() or self._exited(), 60, "the operator's liveness endpoint")
+        try:
+            wait_until(
+                lambda: self._live() or self._exited(), self.start_timeout, "the operator's liveness endpoint"
+            )
+        except BaseException:
+            self.stop()  # a start that fails must not leave the operator running (nothing calls __exit__)
+            raise
         if self._exited():
+            self.stop()
             raise RuntimeError(f"the operator exited at start; its log:\n{self.log_tail()}")
 
     def _exited(self) -> bool:
