@@ -6,10 +6,7 @@ objects through the models, so pydantic and the API server reject the same specs
 
 from __future__ import annotations
 
-import importlib.util
 from datetime import UTC, datetime
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -38,9 +35,8 @@ from deepseek_operator.api import (
     ServiceType,
     validate_object_name,
 )
+from invalid_specs_table import load_invalid_specs
 from pydantic import ValidationError
-
-INVALID_SPECS_FILE = Path(__file__).resolve().parents[1] / "integration" / "invalid_specs.py"
 
 
 def spec_dict(**changes: Any) -> dict[str, Any]:
@@ -55,15 +51,6 @@ def spec_dict(**changes: Any) -> dict[str, Any]:
 
 def parse(**changes: Any) -> DeepSeekDeploymentSpec:
     return DeepSeekDeploymentSpec.model_validate(spec_dict(**changes))
-
-
-def load_invalid_specs() -> ModuleType:
-    module_spec = importlib.util.spec_from_file_location("invalid_specs", INVALID_SPECS_FILE)
-    assert module_spec is not None
-    assert module_spec.loader is not None
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    return module
 
 
 INVALID = load_invalid_specs()

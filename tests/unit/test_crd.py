@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import copy
-import importlib.util
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import kubernetes_validate
@@ -15,9 +13,9 @@ import pytest
 import yaml
 from deepseek_operator.api import DeepSeekDeploymentSpec, EngineName, FailoverSignal, Quantization
 from deepseek_operator.crd import CRD_FILE, build_crd, main, render_crd_yaml
+from invalid_specs_table import load_invalid_specs
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-INVALID_SPECS_FILE = REPO_ROOT / "tests" / "integration" / "invalid_specs.py"
 
 Schema = dict[str, Any]
 
@@ -66,15 +64,6 @@ def apply_defaults(value: Any, schema: Schema) -> None:
     elif isinstance(value, list) and "items" in schema:
         for item in value:
             apply_defaults(item, schema["items"])
-
-
-def load_invalid_specs() -> ModuleType:
-    module_spec = importlib.util.spec_from_file_location("invalid_specs", INVALID_SPECS_FILE)
-    assert module_spec is not None
-    assert module_spec.loader is not None
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    return module
 
 
 # --- the file in crds/ -------------------------------------------------------------------------
