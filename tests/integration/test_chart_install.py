@@ -454,6 +454,9 @@ def test_ha_install_runs_one_active_replica_and_the_other_takes_over(
             wait_until(lambda: _acting(standby), 30, f"{standby_name} to take over")
             dsd.patch_spec({"replicas": 3})
             assert dsd.wait_ready(timeout=90)["status"]["readyReplicas"] == 3
-            assert _handled_spec_change(standby, serving, "r1")
+            # The handler writes status before it returns and kopf logs its success: wait for the line.
+            wait_until(
+                lambda: _handled_spec_change(standby, serving, "r1"), 30, f"{standby_name}'s handler log"
+            )
         for operator in replicas.values():
             assert_no_rbac_denial(operator)
