@@ -8,6 +8,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from deepseek_simulator.config import Faults
 from deepseek_simulator.testing import completion_body, running_simulator, sample, scrape
 
 FAST = {"ttft_ms": 10, "tokens_per_second": 2000}
@@ -208,3 +209,43 @@ async def test_two_servers_in_one_process_keep_separate_metrics() -> None:
         second = await scrape(session, second_url)
     assert sample(first, "vllm:generation_tokens_total", model_name="sim") == 3
     assert sample(second, "vllm:generation_tokens_total", model_name="sim") == 0
+
+
+async def test_http_requests_are_counted_like_vllms_instrumentator() -> None:
+    """vLLM's `http_requests_total`: status grouped (2xx, 4xx, 5xx), the route as handler, and
+    /health and /metrics left out; the chart's error-rate alert divides its 5xx by its total."""
+    async with (
+        running_simulator(**FAST) as (server, base_url),
+        aiohttp.ClientSession() as session,
+    ):
+        for body in (completion_body(2), completion_body(2), {"model": "other", "prompt": "x"}):
+            async with session.post(f"{base_url}/v1/completions", json=body):
+                pass
+        async with session.get(f"{base_url}/health"):
+            pass
+        server.faults = Faults(error_rate=1.0, error_status=503)
+        chat = {"model": "sim", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
+        async with session.post(f"{base_url}/v1/chat/completions", json=chat) as response:
+            assert response.status == 503
+        samples = await scrape(session, base_url)
+    counted = {
+        (dict(labels)["handler"], dict(labels)["status"]): value
+        for (name, labels), value in samples.items()
+        if name == "http_requests_total"
+    }
+    assert counted == {
+        ("/v1/completions", "2xx"): 2,
+        ("/v1/completions", "4xx"): 1,
+        ("/v1/chat/completions", "5xx"): 1,
+    }
+
+
+async def test_sglang_dialect_has_no_http_request_counter() -> None:
+    async with (
+        running_simulator(engine="sglang", **FAST) as (_s, base_url),
+        aiohttp.ClientSession() as session,
+    ):
+        async with session.post(f"{base_url}/v1/completions", json=completion_body(2)):
+            pass
+        samples = await scrape(session, base_url)
+    assert not [name for name, _ in samples if name.startswith("http_requests")]

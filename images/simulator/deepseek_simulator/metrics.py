@@ -36,6 +36,12 @@ SGLANG_TTFT_BUCKETS: Final = (
 
 VLLM_FINISHED_REASONS: Final = ("stop", "length", "abort")
 FAILURE_COUNTER: Final = "dsd_simulator_request_failures_total"
+# vLLM's OpenAI server counts HTTP requests with prometheus-fastapi-instrumentator: status grouped as
+# "2xx".."5xx", handler = the route, and these handlers left out (vllm/entrypoints/openai/api_server.py).
+HTTP_REQUESTS_COUNTER: Final = "http_requests_total"
+VLLM_UNCOUNTED_HANDLERS: Final = frozenset(
+    {"/metrics", "/health", "/load", "/ping", "/version", "/server_info"}
+)
 
 
 class EngineMetrics:
@@ -115,6 +121,17 @@ class EngineMetrics:
                 "sglang:generation_tokens_total", "Number of generation tokens processed.", labels,
                 registry=self.registry,
             )  # fmt: skip
+        # Only vLLM's server has the HTTP middleware that exports it; SGLang's has none.
+        self._http_requests: Counter | None = (
+            Counter(
+                HTTP_REQUESTS_COUNTER,
+                "Total number of requests by method, status and handler.",
+                ["method", "status", "handler"],
+                registry=self.registry,
+            )
+            if engine == "vllm"
+            else None
+        )
         self._failures = Counter(
             FAILURE_COUNTER,
             "Requests the simulator answered with an error (injected fault, draining, starting, aborted).",
@@ -157,6 +174,12 @@ class EngineMetrics:
             self._success.labels(**labels, finished_reason=finished_reason).inc()
         else:
             self._success.labels(**labels).inc()
+
+    def count_http_request(self, method: str, handler: str, status: int) -> None:
+        """One answered HTTP request, as vLLM's instrumentator counts it (status grouped, e.g. 5xx)."""
+        if self._http_requests is None or handler in VLLM_UNCOUNTED_HANDLERS:
+            return
+        self._http_requests.labels(method=method, status=f"{status // 100}xx", handler=handler).inc()
 
     def count_failure(self, reason: str) -> None:
         self._failures.labels(model_name=self.model_name, reason=reason).inc()

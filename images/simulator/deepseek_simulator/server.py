@@ -324,7 +324,7 @@ class SimulatorServer:
     # ---- HTTP --------------------------------------------------------------------------------
 
     def _build_app(self) -> web.Application:
-        app = web.Application()
+        app = web.Application(middlewares=[self._count_http_requests])
         app.router.add_get("/health", self._handle_health)
         app.router.add_get("/metrics", self._handle_metrics)
         app.router.add_get("/v1/models", self._handle_models)
@@ -333,6 +333,20 @@ class SimulatorServer:
         app.router.add_get("/admin/faults", self._handle_get_faults)
         app.router.add_put("/admin/faults", self._handle_put_faults)
         return app
+
+    @web.middleware
+    async def _count_http_requests(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        route = request.match_info.route.resource
+        path = route.canonical if route is not None else request.path
+        try:
+            response = await handler(request)
+        except web.HTTPException as error:
+            self.metrics.count_http_request(request.method, path, error.status)
+            raise
+        self.metrics.count_http_request(request.method, path, response.status)
+        return response
 
     async def _handle_health(self, _request: web.Request) -> web.Response:
         problem = self.health_problem()
