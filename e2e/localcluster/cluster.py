@@ -29,6 +29,7 @@ from typing import Any
 import yaml
 
 from localcluster import fleet as fleet_module
+from localcluster.podspec import kwok_exclusion
 from localcluster.tools import CLUSTER_TOOLS, ProvidedTool, ensure_tools
 
 STAGES_DIR = Path(__file__).parent / "stages"
@@ -102,6 +103,18 @@ def write_pki(directory: Path) -> None:
             "x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
             "-days", "3650", "-extfile", f"{name}.ext", "-out", f"{name}.crt", cwd=directory,
         )  # fmt: skip
+
+
+def kwok_stages() -> list[dict[str, Any]]:
+    """kwok's Stages from stages/, with the pods the data plane runs (simulator pods) left out of every
+    Pod stage: their status comes from a real process and its probes, not from a template."""
+    documents: list[dict[str, Any]] = []
+    for path in sorted(STAGES_DIR.glob("*.yaml")):
+        stage = yaml.safe_load(path.read_text())
+        if stage["spec"]["resourceRef"]["kind"] == "Pod":
+            stage["spec"]["selector"]["matchExpressions"].append(kwok_exclusion())
+        documents.append(stage)
+    return documents
 
 
 def kubeconfig_document(server: str, pki: Path) -> dict[str, Any]:
@@ -194,7 +207,7 @@ class LocalCluster:
             raise
         log(f"cluster ready in {time.monotonic() - started:.1f}s: export KUBECONFIG={self.kubeconfig}")
 
-    def _spawn(self, name: str, command: list[str]) -> None:
+    def _spawn(self, name: str, command: list[str], env: dict[str, str] | None = None) -> None:
         log_path = self.workdir / "logs" / f"{name}.log"
         with log_path.open("ab") as log_file:
             process = subprocess.Popen(
@@ -202,6 +215,7 @@ class LocalCluster:
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
+                env=env,
                 start_new_session=True,
                 preexec_fn=_die_with_parent if self.tie_to_parent else None,
             )
@@ -289,7 +303,7 @@ class LocalCluster:
             [str(tools["kube-scheduler"].path), kubeconfig, "--leader-elect=false", "--secure-port=0"],
         )
         stages = self.workdir / "kwok-stages.yaml"
-        stages.write_text("\n---\n".join(path.read_text() for path in sorted(STAGES_DIR.glob("*.yaml"))))
+        stages.write_text(yaml.safe_dump_all(kwok_stages()))
         self._spawn(
             "kwok",
             [
@@ -303,6 +317,38 @@ class LocalCluster:
                 "--node-ip=10.0.0.1",
             ],
         )
+        self._start_dataplane()
+
+    def _start_dataplane(self) -> None:
+        """The pod runtime and Service proxy (`localcluster.dataplane`), with this interpreter."""
+        from localcluster.dataplane import READY_FILE
+
+        (self.workdir / READY_FILE).unlink(missing_ok=True)
+        self._spawn(
+            "dataplane",
+            [
+                sys.executable,
+                "-m",
+                "localcluster.dataplane",
+                f"--kubeconfig={self.kubeconfig}",
+                f"--workdir={self.workdir}",
+            ],
+            # The harness's own package (e2e/), whatever the caller's PYTHONPATH.
+            env={
+                **os.environ,
+                "PYTHONPATH": os.pathsep.join(
+                    [str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")]
+                ),
+            },
+        )
+        self._wait_for("the data plane", (self.workdir / READY_FILE).exists, 30, process="dataplane")
+
+    def service_url(self, namespace: str, name: str, port_name: str = "http") -> str:
+        """`http://<loopback>:<port>` of a Service, through the data plane's Service proxy."""
+        from localcluster.serviceproxy import service_address
+
+        address, port = service_address(self.workdir, namespace, name, port_name)
+        return f"http://{address}:{port}"
 
     def _install_crds(self) -> None:
         from localcluster.crds import apply_crd
