@@ -5,7 +5,7 @@
 # workers, builds the operator and simulator images and loads them into kind, installs Prometheus,
 # the operator's Helm chart and prometheus-adapter (with the chart's rules), applies
 # e2e/kind/sample-simulator.yaml, then runs `pytest e2e/tests` with the operator in the cluster, so
-# the tests marked `containers` run too. Needs Docker; kind is built with Go when it is not installed.
+# the serving tests run in real containers. Needs Docker; kind is built with Go when it is not installed.
 #
 # Environment:
 #   KEEP_CLUSTER=1                    keep the cluster on exit (default: delete it)
@@ -256,7 +256,7 @@ print_diagnostics() {
 run_tests() {
 	local pytest_args=()
 	read -r -a pytest_args <<<"${PYTEST_ARGS:-}"
-	say "running pytest e2e/tests on kind, operator in the cluster (containers tests included)"
+	say "running pytest e2e/tests on kind, operator in the cluster"
 	local status=0
 	E2E_KUBECONFIG="$KUBECONFIG_FILE" E2E_OPERATOR_IN_CLUSTER=1 \
 		PYTHONPATH="${REPO_ROOT}/e2e:${REPO_ROOT}/images/simulator:${REPO_ROOT}/images/inference" \

@@ -1,5 +1,5 @@
-"""Fixtures of the e2e suite: the environment, the operator where it runs there, kubectl; and the
-deselection of `containers` tests on the simulated local cluster, where no container runs."""
+"""Fixtures of the e2e suite: the environment, the operator where it runs there, kubectl, and how the
+suite reaches Services and pods there (in-cluster on kind, through the data plane locally)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_env import KUBECONFIG_VARIABLE, Environment, RunningOperator, environment_from
-from e2e_kube import CRD_NAME, Kubectl, crd_established, wait_for_garbage_collector
+from e2e_env import Environment, RunningOperator, environment_from
+from e2e_kube import (
+    CRD_NAME,
+    ClusterAccess,
+    InClusterAccess,
+    Kubectl,
+    LocalAccess,
+    crd_established,
+    wait_for_garbage_collector,
+)
 from kubernetes import client
+from localcluster.cluster import LocalCluster
 from localcluster.operator import OperatorProcess, install_crd_and_priority_classes
 from localcluster.tools import ensure_tools
 from localcluster.waiting import wait_until
@@ -20,33 +29,22 @@ from localcluster.waiting import wait_until
 OPERATOR_DEPLOYMENT_SELECTOR = "app.kubernetes.io/name=deepseek-operator,app.kubernetes.io/component=operator"
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Deselect (not skip) `containers` tests when no E2E_KUBECONFIG names a cluster that runs them."""
-    if os.environ.get(KUBECONFIG_VARIABLE):
-        return
-    deselected = [item for item in items if item.get_closest_marker("containers")]
-    if not deselected:
-        return
-    items[:] = [item for item in items if item.get_closest_marker("containers") is None]
-    config.hook.pytest_deselected(items=deselected)
-    message = (
-        f"deselected {len(deselected)} `containers` test(s), which need real running containers and the "
-        f"simulated local cluster runs none (no {KUBECONFIG_VARIABLE}; `make e2e-kind` runs them on kind): "
-        + ", ".join(item.name for item in deselected)
-    )
-    reporter = config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line(message)
-    else:
-        print(message)
-
-
 @pytest.fixture(scope="session")
 def e2e_environment() -> Environment:
     try:
         return environment_from(os.environ)
     except ValueError as error:
         raise pytest.UsageError(str(error)) from error
+
+
+@pytest.fixture(scope="session")
+def cluster_access(request: pytest.FixtureRequest, e2e_environment: Environment) -> ClusterAccess:
+    """Client pods and DNS names on a cluster given by E2E_KUBECONFIG; on the local cluster, the data
+    plane's Service proxy and the loopback addresses of the simulator processes."""
+    if e2e_environment.given_kubeconfig is not None:
+        return InClusterAccess()
+    cluster: LocalCluster = request.getfixturevalue("local_cluster")
+    return LocalAccess(lambda namespace, service: cluster.service_url(namespace, service))
 
 
 @pytest.fixture(scope="session")

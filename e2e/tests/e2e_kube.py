@@ -1,21 +1,25 @@
 """What the e2e tests do to a cluster: kubectl as a user runs it, a DeepSeekDeployment and its
-children, and Pods that send traffic from inside the cluster."""
+children, and how traffic reaches its Services and pods (client Pods on kind, the Service proxy on the local cluster)."""
 
 from __future__ import annotations
 
 import re
 import subprocess
+import sys
 import time
+import urllib.parse
+import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from deepseek_operator.status import is_ready_for_its_generation
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
+from localcluster.addresses import LOOPBACK_ADDRESS_ANNOTATION, require_loopback
 from localcluster.waiting import WaitTimeoutError, wait_until
 
 GROUP = "serving.deepseek-operator.io"
@@ -287,7 +291,7 @@ def node_labels(core: Any, node_name: str) -> dict[str, str]:
     return labels
 
 
-# ------------------------------------------------------------------------------------------ in-cluster traffic
+# ------------------------------------------------------------------------------------------ reaching pods and Services
 
 
 def pod_metrics_text(core: Any, namespace: str, pod_name: str) -> str:
@@ -297,6 +301,113 @@ def pod_metrics_text(core: Any, namespace: str, pod_name: str) -> str:
     )
     text: str = response.data.decode()
     return text
+
+
+class TrafficClients(Protocol):
+    """Runs traffic_client.py where it can reach the cluster's Services; one run per name."""
+
+    def start(self, name: str, arguments: list[str]) -> None: ...
+
+    def wait_output(self, name: str) -> str: ...
+
+    def delete(self, name: str) -> None: ...
+
+    def close(self) -> None:
+        """Stop every client still running (at the end of a test, whatever its outcome)."""
+
+
+class ClusterAccess(Protocol):
+    """How the suite reaches what runs in the cluster: Services, pods' /metrics, traffic clients."""
+
+    def service_url(self, namespace: str, service: str) -> str: ...
+
+    def pod_metrics_text(self, core: Any, namespace: str, pod_name: str) -> str: ...
+
+    def traffic_clients(self, core: Any, namespace: str, image: str, timeout: float) -> TrafficClients: ...
+
+
+class InClusterAccess:
+    """A cluster whose pods really run (kind): Service DNS names from client Pods, /metrics through the
+    API server's pod proxy."""
+
+    def service_url(self, namespace: str, service: str) -> str:
+        return f"http://{service}:{INFERENCE_PORT}"
+
+    def pod_metrics_text(self, core: Any, namespace: str, pod_name: str) -> str:
+        return pod_metrics_text(core, namespace, pod_name)
+
+    def traffic_clients(self, core: Any, namespace: str, image: str, timeout: float) -> TrafficClients:
+        return TrafficClientPods(core, namespace, image, timeout)
+
+
+@dataclass(frozen=True)
+class LocalAccess:
+    """The local cluster: Services through the data plane's Service proxy, a pod's /metrics at the
+    loopback address its process listens on, traffic clients as processes on this machine. Never the
+    pod IPs, which belong to nobody (nor the API server's pod proxy, which would dial them)."""
+
+    service_url_of: Callable[[str, str], str]
+
+    def service_url(self, namespace: str, service: str) -> str:
+        return self.service_url_of(namespace, service)
+
+    def pod_metrics_text(self, core: Any, namespace: str, pod_name: str) -> str:
+        address = pod_loopback_address(core.read_namespaced_pod(pod_name, namespace))
+        with urllib.request.urlopen(f"http://{address}:{INFERENCE_PORT}/metrics", timeout=10) as response:
+            text: str = response.read().decode()
+        return text
+
+    def traffic_clients(self, core: Any, namespace: str, image: str, timeout: float) -> TrafficClients:
+        return TrafficClientProcesses(timeout)
+
+
+def pod_loopback_address(pod: Any) -> str:
+    """The loopback address a pod's process listens on (set by the local cluster's pod runtime)."""
+    address = (pod.metadata.annotations or {}).get(LOOPBACK_ADDRESS_ANNOTATION)
+    if address is None:
+        raise AssertionError(
+            f"pod {pod.metadata.name} has no {LOOPBACK_ADDRESS_ANNOTATION} annotation: no process runs "
+            "behind it (only pods of the deepseek-simulator image run on the local cluster)"
+        )
+    return require_loopback(str(address))
+
+
+@dataclass
+class TrafficClientProcesses:
+    """traffic_client.py as processes on this machine, sending to Service proxy addresses (loopback)."""
+
+    timeout: float
+    processes: dict[str, subprocess.Popen[str]] = field(default_factory=dict)
+
+    def start(self, name: str, arguments: list[str]) -> None:
+        mode, url, *rest = arguments
+        require_loopback(urllib.parse.urlsplit(url).hostname or "")
+        self.processes[name] = subprocess.Popen(
+            [sys.executable, str(TRAFFIC_CLIENT_SOURCE), mode, url, *rest],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def wait_output(self, name: str) -> str:
+        process = self.processes[name]
+        try:
+            output, errors = process.communicate(timeout=self.timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise AssertionError(f"traffic client {name} did not finish in {self.timeout:.0f}s") from None
+        assert process.returncode == 0, f"traffic client {name} failed:\n{output}{errors}"
+        return output
+
+    def delete(self, name: str) -> None:
+        process = self.processes.pop(name, None)
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.communicate(timeout=10)
+
+    def close(self) -> None:
+        for name in list(self.processes):
+            self.delete(name)
 
 
 @dataclass(frozen=True)
@@ -360,3 +471,6 @@ class TrafficClientPods:
 
     def delete(self, name: str) -> None:
         self.core.delete_namespaced_pod(name, self.namespace, grace_period_seconds=0)
+
+    def close(self) -> None:
+        """Nothing to do: the test's namespace, and the client pods in it, are deleted after it."""

@@ -1,4 +1,4 @@
-"""e2e/tests/traffic_client.py, which the kind-only `containers` tests run in a Pod, against a real
+"""e2e/tests/traffic_client.py, which the serving tests run (in a Pod on kind, as a process on the local cluster), against a real
 simulator process here: the requests it sends, what it prints, and the metric names and labels those
 tests read afterwards. Run with `python -I` and no repository on the path, as in the simulator image."""
 
@@ -58,7 +58,7 @@ def test_chat_mode_prints_one_chat_completion_per_request_and_the_server_counts_
     ] * 3
 
     samples = metrics(small_simulator)
-    # The names and labels test_real_containers.py sums and reads.
+    # The names and labels test_serving.py sums and reads.
     finished = sum(
         value
         for (name, labels), value in samples.items()
