@@ -135,6 +135,7 @@ def paragraphs(markdown: str) -> Iterator[str]:
 @pytest.mark.parametrize(
     "document",
     [
+        "README.md",
         "charts/deepseek-operator/README.md",
         "images/inference/README.md",
         "docs/inference-contract.md",
@@ -146,6 +147,16 @@ def test_prose_about_failover_or_fallback_says_it_is_not_implemented_yet(documen
         p for p in paragraphs(text) if PROMISE.search(p) and NOT_YET not in " ".join(p.split()).lower()
     ]
     assert not promises, f"{document}: " + "\n---\n".join(promises)
+
+
+def test_the_readme_opening_says_what_is_not_implemented_yet() -> None:
+    """The first thing a reader sees names both missing controllers."""
+    opening = (REPO_ROOT / "README.md").read_text().split("\n## ", 1)[0].split("```", 1)[0]
+    flat = " ".join(opening.split()).lower()
+    assert NOT_YET in flat
+    after = flat.split(NOT_YET, 1)[1]
+    assert "failover" in after
+    assert "spot" in after
 
 
 def test_package_and_chart_descriptions_promise_nothing_missing() -> None:

@@ -131,3 +131,28 @@ def test_the_python_images_are_multi_arch(image: str) -> None:
     _registry, matrix, _build = image_steps()
     (entry,) = [entry for entry in matrix if entry["image"] == image]
     assert set(entry["platforms"].split(",")) == {"linux/amd64", "linux/arm64"}
+
+
+def test_the_readme_install_builds_and_pushes_the_images_before_it_installs_them() -> None:
+    """Until a release exists the default images do not: the README's install path builds and pushes them
+    to the reader's registry, and points the chart at that registry."""
+    readme = (REPO_ROOT / "README.md").read_text()
+    install = readme.split("\n## Install\n", 1)[1].split("\n## ", 1)[0]
+    commands = " ".join(
+        line.strip().removeprefix("$ ").rstrip("\\")
+        for block in re.findall(r"```console\n(.*?)```", install, flags=re.DOTALL)
+        for line in block.splitlines()
+    )
+    push = re.search(r"make push-images REGISTRY=(\S+)", commands)
+    helm_install = re.search(
+        r"helm install deepseek-operator charts/deepseek-operator .*?--set image\.repository=(\S+)", commands
+    )
+    assert push, "the README pushes the images with `make push-images REGISTRY=...`"
+    assert helm_install, "the README installs the chart with --set image.repository=..."
+    assert push.start() < helm_install.start()
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    operator_name = values["image"]["repository"].rsplit("/", 1)[1]
+    assert helm_install.group(1) == f"{push.group(1)}/{operator_name}"
+    inference_name = DEFAULT_IMAGE_REPOSITORY.rsplit("/", 1)[1]
+    assert f"spec.image.repository: {push.group(1)}/{inference_name}" in " ".join(install.split())
+    assert "oci://ghcr.io/deepseek-operator/charts/deepseek-operator" in install
