@@ -77,6 +77,24 @@ bench: venv tools ## Run the benchmarks (print figures)
 	$(BIN)/python bench/simulator_throughput.py
 	PYTHONPATH=$(PYTHONPATH):$(CURDIR)/operator $(BIN)/python bench/convergence.py
 
+# The images, as <name>=<Dockerfile>: the names the release workflow (.github/workflows/release.yaml)
+# publishes under ghcr.io/deepseek-operator, which the chart and the CRD's defaults refer to.
+IMAGE_DOCKERFILES := operator=operator/Dockerfile inference=images/inference/Dockerfile deepseek-simulator=images/simulator/Dockerfile
+REGISTRY ?= ghcr.io/deepseek-operator
+TAG ?= $(shell sed -n 's/^version = "\(.*\)"$$/\1/p' pyproject.toml)
+IMAGES ?= operator inference deepseek-simulator
+DOCKER ?= docker
+DOCKER_BUILD_ARGS ?=
+dockerfile_of = $(or $(patsubst $(1)=%,%,$(filter $(1)=%,$(IMAGE_DOCKERFILES))),$(error unknown image '$(1)': IMAGES takes operator, inference, deepseek-simulator))
+
+.PHONY: images
+images: ## Build REGISTRY/<image>:TAG with Docker for each of IMAGES (default: operator inference deepseek-simulator)
+	$(foreach image,$(IMAGES),DOCKER_BUILDKIT=1 $(DOCKER) build --file $(call dockerfile_of,$(image)) --tag $(REGISTRY)/$(image):$(TAG) $(DOCKER_BUILD_ARGS) . &&) true
+
+.PHONY: push-images
+push-images: images ## Build, then push the images to REGISTRY (log in to it first)
+	$(foreach image,$(IMAGES),$(DOCKER) push $(REGISTRY)/$(image):$(TAG) &&) true
+
 .PHONY: clean
 clean: ## Remove the virtualenv and caches of this checkout (not the tool cache)
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .local-cluster

@@ -388,7 +388,14 @@ class LocalCluster:
             elif FAULT_LABEL in (existing[name].metadata.labels or {}):
                 core.patch_node(name, {"metadata": {"labels": {FAULT_LABEL: None}}})
         names = {node["metadata"]["name"] for node in nodes}
-        self._wait_for("fleet nodes Ready", lambda: self._ready_nodes(core) >= names, 60)
+
+        def all_ready() -> bool:
+            not_ready = names - self._ready_nodes(core)
+            if not_ready:
+                raise ClusterError(f"{len(not_ready)} not Ready yet: {', '.join(sorted(not_ready))}")
+            return True
+
+        self._wait_for("fleet nodes Ready", all_ready, 60)
 
     @staticmethod
     def _ready_nodes(core: Any) -> set[str]:
@@ -402,44 +409,54 @@ class LocalCluster:
         return ready
 
     def _default_service_account_exists(self) -> bool:
+        """True once it exists; the API's answer (404 until the controller creates it) is the reason."""
         from kubernetes import client
-        from kubernetes.client.exceptions import ApiException
 
-        try:
-            client.CoreV1Api(self.api_client()).read_namespaced_service_account("default", "default")
-        except ApiException:
-            return False
+        client.CoreV1Api(self.api_client()).read_namespaced_service_account("default", "default")
         return True
 
     # ------------------------------------------------------------------------------------------ waiting
 
     def _http_ok(self, url: str) -> bool:
+        """True on 200; otherwise raises with what answered (or did not), for `_wait_for` to report."""
         context = ssl.create_default_context(cafile=str(self.workdir / "pki" / "ca.crt"))
         context.load_cert_chain(
             str(self.workdir / "pki" / "admin.crt"), str(self.workdir / "pki" / "admin.key")
         )
         try:
             with urllib.request.urlopen(url, timeout=2, context=context) as response:  # noqa: S310 (loopback)
-                return int(response.status) == 200
-        except (urllib.error.URLError, OSError):
-            return False
+                if int(response.status) == 200:
+                    return True
+                raise ClusterError(f"{url} answered {response.status}")
+        except urllib.error.HTTPError as error:
+            body = error.read().decode(errors="replace").strip()
+            raise ClusterError(f"{url} answered {error.code}: {body[-500:]}") from error
 
     def _wait_for(
         self, what: str, check: Callable[[], bool], timeout: float, process: str | None = None
     ) -> None:
+        """Poll `check` until it returns True. A check says why it is not there yet by raising; on
+        timeout the error names the last reason (a refused connection, a 500 from /readyz, ...)."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        last = "the check never ran"
+        while True:
             if process and self.processes[process].poll() is not None:
                 raise ClusterError(
                     f"{process} exited with code {self.processes[process].returncode}: "
                     f"see {self.workdir / 'logs' / (process + '.log')}\n{self._log_tail(process)}"
                 )
-            with contextlib.suppress(Exception):
+            try:
                 if check():
                     return
+                last = "the check returned False"
+            except Exception as error:  # any failure of the check is the reason to report
+                last = f"{type(error).__name__}: {error}"[:1000]
+            if time.monotonic() >= deadline:
+                break
             time.sleep(0.2)
         raise ClusterError(
-            f"timed out after {timeout:.0f}s waiting for {what}; logs are in {self.workdir / 'logs'}"
+            f"timed out after {timeout:.0f}s waiting for {what}; last error: {last}; "
+            f"logs are in {self.workdir / 'logs'}"
         )
 
     def _log_tail(self, process: str, lines: int = 20) -> str:

@@ -11,7 +11,7 @@ import kopf
 from deepseek_operator import metrics
 from deepseek_operator.api import GROUP, PLURAL, VERSION
 from deepseek_operator.kube import ChildRef, Kube, load_api_client
-from deepseek_operator.reconcile import InvalidSpecError, reconcile
+from deepseek_operator.reconcile import InvalidSpecError, forget, reconcile
 from deepseek_operator.render.labels import DEPLOYMENT_LABEL, MANAGED_BY
 
 RESYNC_SECONDS = 60.0
@@ -82,6 +82,23 @@ def resync(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
         reconcile(kube(), body.metadata["namespace"], body.metadata["name"], logger)
     except InvalidSpecError:
         return  # already reported by the spec handler; nothing to converge
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL)
+def deepseek_deployment_event(event: kopf.RawEvent, **_: Any) -> None:
+    """A DeepSeekDeployment is gone: remove its metric series.
+
+    A raw DELETED event rather than `@kopf.on.delete`: that handler runs while the object is still
+    there, held by a finalizer. A mandatory one would add a finalizer that blocks every deletion while
+    the operator is down; an optional one runs only when some other finalizer happens to hold the
+    object (today kopf's own, for the resync timer) and is then retried and tracked in annotations of
+    a dying object. The DELETED event comes once the object is really gone, needs no finalizer, and a
+    missed one is caught by the next reconcile, which finds the object gone (a child's event).
+    """
+    if event.get("type") != "DELETED":
+        return
+    metadata = event["object"].get("metadata") or {}
+    forget(metadata["namespace"], metadata["name"])
 
 
 def _owner_name(meta: Mapping[str, Any]) -> str | None:

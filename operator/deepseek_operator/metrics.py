@@ -1,8 +1,15 @@
-"""The operator's own Prometheus metrics (served on DEEPSEEK_OPERATOR_METRICS_ADDRESS, default :9090)."""
+"""The operator's own Prometheus metrics (served on DEEPSEEK_OPERATOR_METRICS_ADDRESS, default :9090).
+
+Series labelled with a DeepSeekDeployment's namespace and name are written only through the functions
+below, which remember them per object: a region or pool that leaves the spec loses its series at the
+next status, and `forget` removes every series of an object that is gone.
+"""
 
 from __future__ import annotations
 
 import os
+import threading
+from collections import defaultdict
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
@@ -38,15 +45,57 @@ ACTIVE_REGION = Gauge(
 )
 
 
+GaugeSeries = tuple[Gauge, tuple[str, ...]]
+CounterSeries = tuple[Counter, tuple[str, ...]]
+_lock = threading.Lock()
+# Per DeepSeekDeployment (namespace, name): the gauge series its last status set, and its counter series.
+_gauges: dict[tuple[str, str], set[GaugeSeries]] = {}
+_counters: defaultdict[tuple[str, str], set[CounterSeries]] = defaultdict(set)
+
+
 def record_status(namespace: str, name: str, status: DeepSeekDeploymentStatus) -> None:
+    """Set the gauges of one DeepSeekDeployment from its status, and remove those it no longer has."""
+    values: dict[GaugeSeries, float] = {}
     for region in status.regions:
-        ACTIVE_REGION.labels(namespace, name, region.name).set(
+        values[(ACTIVE_REGION, (namespace, name, region.name))] = (
             1 if region.name == status.active_region else 0
         )
         for pool in region.pools:
-            labels = (namespace, name, region.name, pool.name.value)
-            REPLICAS.labels(*labels, "desired").set(pool.desired_replicas or 0)
-            REPLICAS.labels(*labels, "ready").set(pool.ready_replicas or 0)
+            pool_labels = (namespace, name, region.name, pool.name.value)
+            values[(REPLICAS, (*pool_labels, "desired"))] = pool.desired_replicas or 0
+            values[(REPLICAS, (*pool_labels, "ready"))] = pool.ready_replicas or 0
+    key = (namespace, name)
+    with _lock:
+        for metric, labels in _gauges.get(key, set()) - values.keys():
+            metric.remove(*labels)
+        for (metric, labels), value in values.items():
+            metric.labels(*labels).set(value)
+        _gauges[key] = set(values)
+
+
+def count_reconcile(namespace: str, name: str, result: str) -> None:
+    _increment(RECONCILES, (namespace, name, result))
+
+
+def count_pruned(namespace: str, name: str, kind: str) -> None:
+    _increment(CHILDREN_PRUNED, (namespace, name, kind))
+
+
+def _increment(counter: Counter, labels: tuple[str, str, str]) -> None:
+    with _lock:
+        counter.labels(*labels).inc()
+        _counters[labels[:2]].add((counter, labels))
+
+
+def forget(namespace: str, name: str) -> None:
+    """Remove every series of DeepSeekDeployment namespace/name: it is gone, and so are its figures (a
+    gauge left behind would keep its last value, and alerts on it firing, until the operator restarts)."""
+    key = (namespace, name)
+    with _lock:
+        for gauge, labels in _gauges.pop(key, set()):
+            gauge.remove(*labels)
+        for counter, labels in _counters.pop(key, set()):
+            counter.remove(*labels)
 
 
 def parse_address(address: str) -> tuple[str, int]:

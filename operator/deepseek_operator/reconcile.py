@@ -87,7 +87,7 @@ def reconcile(
     Raises InvalidSpecError after recording it in status; add-on APIs that are missing are returned as
     problems (and shown in status) rather than raised, so every other child is still applied.
     """
-    outcome = "error"
+    outcome: str | None = "error"
     with metrics.RECONCILE_SECONDS.time(), _locks[(namespace, name)]:
         try:
             for _attempt in range(STATUS_ATTEMPTS):
@@ -95,9 +95,15 @@ def reconcile(
                 # reconcile of this object already acted on (kopf delivers its events and its children's
                 # events concurrently), and status must never describe an older spec.
                 current = kube.read_deepseek_deployment(namespace, name)
-                if current is None or current["metadata"].get("deletionTimestamp"):
-                    # Gone or going (e.g. foreground deletion): garbage collection removes the children,
-                    # and re-creating them would fight it.
+                if current is None:
+                    # Gone (a child's event can arrive after its owner): drop its series, in case its
+                    # deletion event was missed, and count nothing that would bring one back.
+                    metrics.forget(namespace, name)
+                    outcome = None
+                    return ReconcileResult()
+                if current["metadata"].get("deletionTimestamp"):
+                    # Going (e.g. foreground deletion): garbage collection removes the children, and
+                    # re-creating them would fight it.
                     outcome = "skipped"
                     return ReconcileResult()
                 try:
@@ -118,7 +124,18 @@ def reconcile(
             outcome = "invalid"
             raise
         finally:
-            metrics.RECONCILES.labels(namespace, name, outcome).inc()
+            if outcome is not None:
+                metrics.count_reconcile(namespace, name, outcome)
+
+
+def forget(namespace: str, name: str) -> None:
+    """DeepSeekDeployment namespace/name is deleted: remove its metric series.
+
+    Under its reconcile lock, so that a reconcile already running cannot write them again afterwards
+    (a later one reads nothing and writes nothing).
+    """
+    with _locks[(namespace, name)]:
+        metrics.forget(namespace, name)
 
 
 def _reconcile(
@@ -175,5 +192,5 @@ def _reconcile(
     kube.apply_status(namespace, name, _dump(status), resource_version)
     metrics.record_status(namespace, name, status)
     for ref in result.pruned:
-        metrics.CHILDREN_PRUNED.labels(namespace, name, ref.kind).inc()
+        metrics.count_pruned(namespace, name, ref.kind)
     return result

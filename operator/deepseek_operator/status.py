@@ -31,18 +31,67 @@ class ObservedDeployment:
     spec_replicas: int
     replicas: int
     ready_replicas: int
+    available_replicas: int
     updated_replicas: int
     generation: int
     observed_generation: int
+    progress_deadline_exceeded: bool = False
+
+    @property
+    def name(self) -> str:
+        """`<region>/<pool>`, how status messages name this Deployment."""
+        return f"{self.region}/{self.pool.value}"
+
+    @property
+    def spec_observed(self) -> bool:
+        """The Deployment controller has seen the current template and replica count."""
+        return self.observed_generation >= self.generation
+
+    @property
+    def template_rolled_out(self) -> bool:
+        """The controller has seen the latest spec and every pod runs the current template (no old pod is
+        left), whether or not all of them are available yet."""
+        return (
+            self.spec_observed
+            and self.updated_replicas >= self.spec_replicas
+            and self.replicas <= self.updated_replicas
+        )
 
     @property
     def rolled_out(self) -> bool:
-        """The Deployment controller has acted on the latest template and every pod runs it."""
-        return (
-            self.observed_generation >= self.generation
-            and self.updated_replicas >= self.spec_replicas
-            and self.replicas == self.spec_replicas
-        )
+        """What `kubectl rollout status` calls successfully rolled out: the template is rolled out and
+        every updated pod is available."""
+        return self.template_rolled_out and self.available_replicas >= self.updated_replicas
+
+    @property
+    def current_available(self) -> int:
+        """Available pods that run the current template.
+
+        Deployment status counts available pods of every template together, so this is the lower
+        bound that holds whatever the old pods do: all of them are taken to be available. 0 until the
+        controller has seen the current spec (its counts still describe the previous one).
+        """
+        if not self.spec_observed:
+            return 0
+        old_pods = max(0, self.replicas - self.updated_replicas)
+        return max(0, min(self.updated_replicas, self.available_replicas - old_pods))
+
+    @property
+    def rollout_progress(self) -> str | None:
+        """Why the rollout is not complete, in `kubectl rollout status` terms; None when it is."""
+        if self.rolled_out:
+            return None
+        if not self.spec_observed:
+            progress = "waiting for the Deployment controller to observe the new spec"
+        elif self.updated_replicas < self.spec_replicas:
+            progress = f"{self.updated_replicas} of {self.spec_replicas} new replicas updated"
+        elif self.replicas > self.updated_replicas:
+            progress = f"{self.replicas - self.updated_replicas} old replicas pending termination"
+        else:
+            progress = f"{self.available_replicas} of {self.updated_replicas} updated replicas available"
+        if self.progress_deadline_exceeded:
+            progress += ", progress deadline exceeded"
+        return progress
 
     @classmethod
     def from_object(cls, deployment: Mapping[str, Any]) -> ObservedDeployment | None:
@@ -52,15 +101,22 @@ class ObservedDeployment:
         if REGION_LABEL not in labels or POOL_LABEL not in labels:
             return None
         status = deployment.get("status") or {}
+        conditions = status.get("conditions") or []
         return cls(
             region=labels[REGION_LABEL],
             pool=CapacityPool(labels[POOL_LABEL]),
             spec_replicas=int(deployment["spec"].get("replicas") or 0),
             replicas=int(status.get("replicas") or 0),
             ready_replicas=int(status.get("readyReplicas") or 0),
+            available_replicas=int(status.get("availableReplicas") or 0),
             updated_replicas=int(status.get("updatedReplicas") or 0),
             generation=int(metadata.get("generation") or 0),
             observed_generation=int(status.get("observedGeneration") or 0),
+            progress_deadline_exceeded=any(
+                condition.get("type") == "Progressing"
+                and condition.get("reason") == "ProgressDeadlineExceeded"
+                for condition in conditions
+            ),
         )
 
 
@@ -109,8 +165,11 @@ def compute_status(
     previous = {condition.type: condition for condition in previous_conditions}
 
     def ready_in(region: str, pool: CapacityPool | None = None) -> int:
+        """Available pods of the current spec: old pods that still serve during a rollout do not count."""
         return sum(
-            d.ready_replicas for d in observed_list if d.region == region and (pool is None or d.pool is pool)
+            d.current_available
+            for d in observed_list
+            if d.region == region and (pool is None or d.pool is pool)
         )
 
     regions = []
@@ -137,10 +196,27 @@ def compute_status(
     desired = plan[active_region].total
     ready = ready_in(active_region)
     current = sum(d.replicas for d in observed_list if d.region == active_region)
+    active_pools = next(r for r in regions if r.name == active_region).pools
     pool_summary = ", ".join(
-        f"{pool.name.value} {pool.ready_replicas}/{pool.desired_replicas}"
-        for pool in next(r for r in regions if r.name == active_region).pools
+        f"{pool.name.value} {pool.ready_replicas}/{pool.desired_replicas}" for pool in active_pools
     )
+    counts = f"{ready}/{desired} replicas ready in {active_region} ({pool_summary})"
+
+    # Deployments that `kubectl rollout status` would still wait for (and the ones not created yet), by
+    # region; `replacing` are those whose pods do not all run the current template yet.
+    present = {(d.region, d.pool) for d in observed_list}
+    missing = [
+        (r.name, f"{r.name}/{pool.name.value} (not created yet)")
+        for r in regions
+        for pool in r.pools
+        if (r.name, pool.name) not in present
+    ]
+    by_name = sorted(observed_list, key=lambda d: d.name)
+    waiting = [(d.region, f"{d.name} ({d.rollout_progress})") for d in by_name if not d.rolled_out] + missing
+    replacing = [
+        (d.region, f"{d.name} ({d.rollout_progress})") for d in by_name if not d.template_rolled_out
+    ] + missing
+    active_replacing = [text for region, text in replacing if region == active_region]
 
     if problems:
         ready_condition = (ConditionStatus.FALSE, problems[0].reason, problems[0].message)
@@ -150,26 +226,30 @@ def compute_status(
             "ScaledToZero",
             f"{active_region} is scaled to zero replicas",
         )
-    elif ready >= desired:
-        ready_condition = (
-            ConditionStatus.TRUE,
-            "AllReplicasReady",
-            f"{ready}/{desired} replicas ready in {active_region} ({pool_summary})",
-        )
-    else:
+    elif active_replacing:
+        # Old pods may still serve, but the current spec does not yet: Ready waits for the rollout.
         ready_condition = (
             ConditionStatus.FALSE,
-            "ReplicasNotReady",
-            f"{ready}/{desired} replicas ready in {active_region} ({pool_summary})",
+            "RollingOut",
+            f"rolling out {', '.join(active_replacing)}; {counts}",
         )
+    elif ready >= desired:
+        ready_condition = (ConditionStatus.TRUE, "AllReplicasReady", counts)
+    else:
+        ready_condition = (ConditionStatus.FALSE, "ReplicasNotReady", counts)
 
-    rolling = sorted(f"{d.region}/{d.pool.value}" for d in observed_list if not d.rolled_out)
-    missing = len(observed_list) < sum(len(r.pools) for r in regions)
-    if rolling or missing:
+    if replacing:
         progressing = (
             ConditionStatus.TRUE,
             "RollingOut",
-            "rolling out " + (", ".join(rolling) if rolling else "new Deployments"),
+            "rolling out " + ", ".join(text for _, text in waiting),
+        )
+    elif waiting:
+        # Every pod runs the current template; some are not available yet (starting, or replaced).
+        progressing = (
+            ConditionStatus.TRUE,
+            "ReplicasNotAvailable",
+            "waiting for " + ", ".join(text for _, text in waiting),
         )
     else:
         progressing = (ConditionStatus.FALSE, "RolloutComplete", "every Deployment runs the latest spec")

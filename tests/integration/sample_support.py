@@ -83,20 +83,29 @@ def model_volume(api_client: Any, namespace: str, sample: Sample) -> Iterator[No
         core.delete_persistent_volume(volume)
 
 
-def reconcile_sample_to_ready(
+@contextmanager
+def ready_sample(
     api_client: Any, namespace: str, sample: Sample, timeout: float = 90
-) -> dict[str, Any]:
-    """Create the sample as written, wait for Ready=True for its generation, then delete it and wait
-    for its pods to go: the next sample may need the same GPUs (the large one takes every H100 of a
-    region's on-demand pool)."""
+) -> Iterator[dict[str, Any]]:
+    """Create the sample as written, wait for Ready=True for its generation and yield the object; then
+    delete it and wait for its pods to go: the next sample may need the same GPUs (the large one takes
+    every H100 of a region's on-demand pool)."""
     custom: Any = client.CustomObjectsApi(api_client)
     dsd = Dsd(api_client, namespace, sample.name)
     with model_volume(api_client, namespace, sample):
         custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, sample.body)
         try:
-            return dsd.wait_ready(timeout)
+            yield dsd.wait_ready(timeout)
         finally:
             _delete_with_children(api_client, namespace, sample.name)
+
+
+def reconcile_sample_to_ready(
+    api_client: Any, namespace: str, sample: Sample, timeout: float = 90
+) -> dict[str, Any]:
+    """The sample reconciled to Ready=True for its generation (and deleted again, see ready_sample)."""
+    with ready_sample(api_client, namespace, sample, timeout) as ready:
+        return ready
 
 
 def _delete_with_children(api_client: Any, namespace: str, name: str) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import time
+import urllib.request
 from typing import Any
 
 import pytest
@@ -61,10 +63,9 @@ def test_create_makes_every_child_and_pods_become_ready_on_the_right_nodes(dsd: 
             created["metadata"]["uid"],
             True,
         )
-        assert deployment.metadata.managed_fields[0].manager in {
-            "deepseek-operator",
-            "kube-controller-manager",
-        }
+        # Server-side apply under the operator's own field manager (the controller manager writes status).
+        appliers = {f.manager for f in deployment.metadata.managed_fields if f.operation == "Apply"}
+        assert appliers == {"deepseek-operator"}, deployment.metadata.managed_fields
     # on-demand = base 1 + ceil(3 * 50%) = 3, spot 1; the standby keeps 1 warm on-demand replica.
     replicas = {name: d.spec.replicas for name, d in deployments.items()}
     assert replicas == {
@@ -77,6 +78,9 @@ def test_create_makes_every_child_and_pods_become_ready_on_the_right_nodes(dsd: 
     services = {s.metadata.name: s for s in dsd.core.list_namespaced_service(dsd.namespace).items}
     assert {"r1", "r1-us-east", "r1-eu-west"} <= set(services)
     assert services["r1"].spec.selector == {DEPLOYMENT_LABEL: "r1", REGION_LABEL: "us-east"}
+    for name in ("r1", "r1-us-east", "r1-eu-west"):
+        appliers = {f.manager for f in services[name].metadata.managed_fields if f.operation == "Apply"}
+        assert appliers == {"deepseek-operator"}, services[name].metadata.managed_fields
     budgets = client.PolicyV1Api(dsd.api_client).list_namespaced_pod_disruption_budget(dsd.namespace).items
     assert {b.metadata.name for b in budgets} == {"r1-us-east", "r1-eu-west"}
 
@@ -138,6 +142,132 @@ def test_spec_change_rolls_the_pods_and_reconverges(dsd: Dsd) -> None:
 
     wait_until(rolled, 60, "every pod to be replaced by one with the new engine config")
     dsd.wait_ready()
+
+
+def test_ready_stays_false_while_a_rollout_is_held_open(dsd: Dsd, local_cluster: LocalCluster) -> None:
+    """maxUnavailable 0 (the default): the old pods keep serving while a new one cannot start, and
+    Ready=True must not be written for the new generation until the new template serves."""
+    from localcluster.tools import ensure_tools
+
+    spec = two_region_spot_spec(replicas=2)
+    spec["spot"] = {"enabled": False}
+    dsd.create(spec)
+    dsd.wait_ready()
+    old_pods = {p.metadata.name for p in dsd.ready_pods()}
+    assert len(old_pods) == 3
+
+    # New pods ask for a GPU product no node of the fleet has: the surge pod stays Pending.
+    patched = dsd.patch_spec({"resources": {"gpuProducts": ["NVIDIA-B200-NOT-IN-THE-FLEET"]}})
+    generation = patched["metadata"]["generation"]
+
+    def unschedulable_new_pod() -> Any:
+        return next(
+            (
+                pod
+                for pod in dsd.pods()
+                if pod.metadata.labels[REGION_LABEL] == "us-east"
+                and any(
+                    c.type == "PodScheduled" and c.reason == "Unschedulable"
+                    for c in pod.status.conditions or []
+                )
+            ),
+            None,
+        )
+
+    wait_until(unschedulable_new_pod, 30, "the new us-east pod to be Pending (Unschedulable)")
+    wait_until(
+        lambda: (dsd.get().get("status") or {}).get("observedGeneration") == generation,
+        30,
+        f"the operator to act on generation {generation}",
+    )
+    # A few seconds of child events and reconciles: Ready never becomes True for this generation.
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:
+        assert dsd.ready_for_generation() is None, dsd.get()["status"]
+        time.sleep(0.1)
+    kubectl = str(ensure_tools(["kubectl"])["kubectl"].path)
+    waited = subprocess.run(
+        [
+            kubectl,
+            f"--kubeconfig={local_cluster.kubeconfig}",
+            f"--namespace={dsd.namespace}",
+            "wait",
+            "--for=condition=Ready",
+            "dsd/r1",
+            "--timeout=5s",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert waited.returncode != 0, f"kubectl wait returned at once: {waited.stdout}"
+
+    status = dsd.get()["status"]
+    conditions = {c["type"]: c for c in status["conditions"]}
+    ready, progressing = conditions["Ready"], conditions["Progressing"]
+    assert (ready["status"], ready["reason"], ready["observedGeneration"]) == (
+        "False",
+        "RollingOut",
+        generation,
+    )
+    assert ready["message"].startswith("rolling out us-east/on-demand ("), ready["message"]
+    assert "new replicas updated" in ready["message"], ready["message"]
+    assert (progressing["status"], progressing["reason"]) == ("True", "RollingOut")
+    assert "us-east/on-demand" in progressing["message"]
+    assert old_pods <= {p.metadata.name for p in dsd.ready_pods()}, "the old pods keep serving"
+
+    # A product the fleet has: the rollout finishes, and Ready follows.
+    dsd.patch_spec({"resources": {"gpuProducts": ["NVIDIA-H100-80GB-HBM3"]}})
+    dsd.wait_ready()
+
+
+def operator_series(operator: OperatorProcess, namespace: str, name: str) -> list[str]:
+    """The lines of the operator's /metrics about DeepSeekDeployment namespace/name."""
+    with urllib.request.urlopen(f"http://{operator.metrics_address}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    return [
+        line
+        for line in text.splitlines()
+        if line.startswith("deepseek_operator_")
+        and f'namespace="{namespace}"' in line
+        and f'name="{name}"' in line
+    ]
+
+
+def test_metric_series_follow_the_spec_and_go_with_the_object(dsd: Dsd, operator: OperatorProcess) -> None:
+    dsd.create(two_region_spot_spec(replicas=2))
+    dsd.wait_ready()
+
+    def replicas_series(**labels: str) -> list[str]:
+        return [
+            line
+            for line in operator_series(operator, dsd.namespace, "r1")
+            if line.startswith("deepseek_operator_replicas{")
+            and all(f'{key}="{value}"' in line for key, value in labels.items())
+        ]
+
+    wait_until(lambda: replicas_series(pool="spot", region="us-east"), 30, "the spot gauges")
+
+    dsd.patch_spec({"spot": {"enabled": False}})
+    wait_until(lambda: not replicas_series(pool="spot"), 30, "the spot gauges to go with the spot pool")
+    assert replicas_series(pool="on-demand", region="us-east")
+
+    dsd.patch_spec({"regions": [{"name": "us-east", "role": "Active"}], "failover": {"enabled": False}})
+
+    def eu_west_gone() -> bool:
+        return not [
+            line for line in operator_series(operator, dsd.namespace, "r1") if 'region="eu-west"' in line
+        ]
+
+    wait_until(eu_west_gone, 30, "the eu-west series to go with the region")
+    assert replicas_series(region="us-east")
+
+    dsd.custom.delete_namespaced_custom_object(GROUP, VERSION, dsd.namespace, PLURAL, "r1")
+    wait_until(
+        lambda: not operator_series(operator, dsd.namespace, "r1"),
+        30,
+        "every series of the deleted DeepSeekDeployment to go",
+    )
 
 
 def test_scale_subresource_resizes_the_active_region(dsd: Dsd) -> None:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import copy
+import os
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -74,8 +77,26 @@ def test_crd_file_is_up_to_date() -> None:
     assert committed == render_crd_yaml(), f"{CRD_FILE} is stale: run `make crds`"
 
 
-def test_generation_is_deterministic() -> None:
-    assert render_crd_yaml() == render_crd_yaml()
+def test_generation_is_deterministic_across_processes_and_hash_seeds() -> None:
+    """Set and dict-of-set orders follow PYTHONHASHSEED: a render that depends on them differs between
+    processes (as between a developer's `make crds` and CI's check), never within one."""
+    renders = set()
+    for seed in ("0", "1", "2", "12345"):
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import sys; from deepseek_operator.crd import render_crd_yaml; sys.stdout.write(render_crd_yaml())",
+            ],
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
+        )
+        renders.add(result.stdout)
+    assert len(renders) == 1, "the CRD render depends on the hash seed"
+    assert renders == {render_crd_yaml()}
     assert yaml.safe_load(render_crd_yaml()) == build_crd()
 
 

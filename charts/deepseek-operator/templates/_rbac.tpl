@@ -1,6 +1,7 @@
 {{/*
-The operator's permissions, split by where they can be granted. Each rule names the code that needs it;
-nothing else is granted: no Secrets, no Pods, no Nodes, no RBAC objects.
+The operator's permissions, split by where they can be granted. Each rule names the code that needs it,
+and each verb is one that code uses: nothing else is granted (no Secrets, no Pods, no Nodes, no RBAC
+objects; no `get` where the operator only lists or applies, no `watch` on kinds nothing watches).
 */}}
 
 {{/* Cluster-scoped resources: always a ClusterRole. */}}
@@ -26,34 +27,37 @@ nothing else is granted: no Secrets, no Pods, no Nodes, no RBAC objects.
 {{/* Namespaced resources: in the ClusterRole, or in a Role per watched namespace with rbac.namespaced. */}}
 {{- define "deepseek-operator.rbac.namespacedRules" -}}
 # DeepSeekDeployments: kopf lists and watches them and patches its progress annotations and finalizer;
-# handlers.py reads the owner when a child changes.
+# reconcile.reconcile reads each one (get) under its lock before acting on it.
 - apiGroups: [serving.deepseek-operator.io]
   resources: [deepseekdeployments]
   verbs: [get, list, watch, patch]
-# kube.Kube.apply_status: server-side apply to the status subresource.
+# kube.Kube.apply_status: server-side apply (patch) to the status subresource; it never reads it.
 - apiGroups: [serving.deepseek-operator.io]
   resources: [deepseekdeployments/status]
-  verbs: [get, patch]
-# The children (kube.CHILD_KINDS): server-side apply (patch, which creates the missing ones), list by label
-# for status and pruning, watch for drift (handlers.child_changed), delete when pruned.
+  verbs: [patch]
+# The children (kube.CHILD_KINDS): server-side apply (patch, and create, which the API server also checks
+# when an apply creates the object), list by label for status and pruning (kube.Kube.list_children,
+# kube.Kube.prune), delete when pruned. Nothing reads one by name (no get).
+# Watched for drift (handlers.child_changed): Deployments, Services, PodDisruptionBudgets, HPAs.
 - apiGroups: [apps]
   resources: [deployments]
-  verbs: [get, list, watch, create, patch, delete]
+  verbs: [list, watch, create, patch, delete]
 - apiGroups: [""]
   resources: [services]
-  verbs: [get, list, watch, create, patch, delete]
+  verbs: [list, watch, create, patch, delete]
 - apiGroups: [policy]
   resources: [poddisruptionbudgets]
-  verbs: [get, list, watch, create, patch, delete]
+  verbs: [list, watch, create, patch, delete]
 - apiGroups: [autoscaling]
   resources: [horizontalpodautoscalers]
-  verbs: [get, list, watch, create, patch, delete]
+  verbs: [list, watch, create, patch, delete]
+# Children of add-ons, not watched (no handler): KEDA's ScaledObject, the Prometheus operator's kinds.
 - apiGroups: [keda.sh]
   resources: [scaledobjects]
-  verbs: [get, list, watch, create, patch, delete]
+  verbs: [list, create, patch, delete]
 - apiGroups: [monitoring.coreos.com]
   resources: [servicemonitors, prometheusrules]
-  verbs: [get, list, watch, create, patch, delete]
+  verbs: [list, create, patch, delete]
 # kopf posts Events (warnings and errors) about DeepSeekDeployments; it never updates them.
 - apiGroups: [""]
   resources: [events]

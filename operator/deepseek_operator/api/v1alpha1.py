@@ -36,6 +36,18 @@ MAX_REGION_NAME_LENGTH = 20
 MAX_REGIONS = 8
 
 DEFAULT_IMAGE_REPOSITORY = "ghcr.io/deepseek-operator/inference"
+
+# Settings whose controllers are not in this release (region failover, spot fallback): the API accepts,
+# validates and stores them, and their descriptions (what `kubectl explain` shows) say so. When a
+# controller lands, drop the sentence from the fields it acts on.
+NO_FAILOVER_CONTROLLER = (
+    "Not implemented yet: this release has no failover controller, so this setting is validated and "
+    "stored but nothing acts on it."
+)
+NO_SPOT_FALLBACK_CONTROLLER = (
+    "Not implemented yet: this release has no spot-fallback controller, so this setting is validated "
+    "and stored but nothing acts on it."
+)
 DEFAULT_IMAGE_MODEL_PATH = "/opt/model"
 PVC_MODEL_MOUNT_PATH = "/mnt/model"
 
@@ -583,8 +595,9 @@ class RegionSpec(ApiModel):
         "Also part of the child object names.",
     )
     role: RegionRole = Field(
-        description="Active: takes the traffic and runs spec.replicas replicas. Standby: keeps "
-        "failover.standbyWarmReplicas warm replicas and takes over when the active region fails."
+        description="Active: takes the traffic (the front Service selects its pods) and runs spec.replicas "
+        "replicas. Standby: keeps failover.standbyWarmReplicas warm replicas. Taking over when the active "
+        "region fails is not implemented yet: to move the traffic, make another region Active."
     )
     zones: tuple[LabelValue, ...] = Field(
         default=(),
@@ -688,32 +701,44 @@ class AutoscalingSpec(ApiModel):
 
 
 class FailoverSpec(ApiModel):
-    """Moving traffic to a standby region when the active one is unhealthy."""
+    """Standby regions: warm replicas now; moving the traffic when the active region fails, later."""
 
-    enabled: bool = Field(default=True, description="Watch the active region and fail over to a standby.")
+    enabled: bool = Field(
+        default=True,
+        description="Keep failover.standbyWarmReplicas warm in each standby region (false: standby regions "
+        "run none). Watching the active region and failing over to a standby is not implemented yet: to "
+        "move the traffic, make another region Active.",
+    )
     probe_interval_seconds: int = Field(
-        default=10, ge=1, le=300, description="How often the active region's health is checked."
+        default=10,
+        ge=1,
+        le=300,
+        description=f"How often the active region's health is to be checked. {NO_FAILOVER_CONTROLLER}",
     )
     failure_threshold: int = Field(
-        default=3, ge=1, le=20, description="Consecutive failed checks before failing over."
+        default=3,
+        ge=1,
+        le=20,
+        description=f"Consecutive failed checks before failing over. {NO_FAILOVER_CONTROLLER}",
     )
     signals: tuple[FailoverSignal, ...] = Field(
         default=(FailoverSignal.NODES_NOT_READY, FailoverSignal.PODS_NOT_READY),
         min_length=1,
         max_length=4,
         json_schema_extra={"x-kubernetes-list-type": "set"},
-        description="What counts as a failed check. ErrorRate and Latency need monitoring.prometheusUrl.",
+        description="What is to count as a failed check. ErrorRate and Latency need "
+        f"monitoring.prometheusUrl. {NO_FAILOVER_CONTROLLER}",
     )
     standby_warm_replicas: int = Field(
         default=1,
         ge=0,
-        description="Replicas kept running in each standby region, so that failover does not wait "
-        "for a model to load.",
+        description="Replicas kept running in each standby region, so that a standby made Active serves "
+        "without waiting for a model to load.",
     )
     failback: FailbackMode = Field(
         default=FailbackMode.MANUAL,
         description="Auto: return to the spec's Active region once it is healthy again; "
-        "Manual: stay until a person changes spec.regions.",
+        f"Manual: stay until a person changes spec.regions. {NO_FAILOVER_CONTROLLER}",
     )
 
 
@@ -750,13 +775,17 @@ class CustomCapacityLabels(ApiModel):
 
 
 class SpotFallback(ApiModel):
-    """Falling back to on-demand capacity when spot capacity cannot be had."""
+    """Falling back to on-demand capacity when spot capacity cannot be had (not implemented yet)."""
 
     enabled: bool = Field(
-        default=True, description="Run spot replicas on on-demand nodes while spot pods stay Pending."
+        default=True,
+        description=f"Run spot replicas on on-demand nodes while spot pods stay Pending. {NO_SPOT_FALLBACK_CONTROLLER}",
     )
     pending_timeout_seconds: int = Field(
-        default=300, ge=30, le=3600, description="How long a spot pod may stay Pending before falling back."
+        default=300,
+        ge=30,
+        le=3600,
+        description=f"How long a spot pod may stay Pending before falling back. {NO_SPOT_FALLBACK_CONTROLLER}",
     )
 
 
@@ -788,7 +817,10 @@ class SpotSpec(ApiModel):
     custom: CustomCapacityLabels | None = Field(
         default=None, description="Spot and on-demand node labels, for provider custom only."
     )
-    fallback: SpotFallback = Field(default_factory=SpotFallback, description="On-demand fallback.")
+    fallback: SpotFallback = Field(
+        default_factory=SpotFallback,
+        description=f"On-demand fallback for spot replicas that cannot be scheduled. {NO_SPOT_FALLBACK_CONTROLLER}",
+    )
 
     @model_validator(mode="after")
     def _custom_iff_custom_provider(self) -> Self:
@@ -836,8 +868,9 @@ class MonitoringSpec(ApiModel):
         default=None,
         max_length=2048,
         pattern=HTTP_URL_PATTERN,
-        description="Prometheus base URL (http or https), queried by KEDA and by the failover "
-        "ErrorRate/Latency signals.",
+        description="Prometheus base URL (http or https) that the KEDA ScaledObject queries "
+        "(autoscaling.provider keda). The failover ErrorRate and Latency signals are to query it too; "
+        "they are not implemented yet.",
     )
     service_monitor: ServiceMonitorSpec = Field(
         default_factory=ServiceMonitorSpec, description="ServiceMonitor settings."
@@ -939,7 +972,11 @@ class DeepSeekDeploymentSpec(ApiModel):
         description="Replicas in the active region. The /scale subresource (and so an autoscaler) sets it.",
     )
     autoscaling: AutoscalingSpec = Field(default_factory=AutoscalingSpec, description="Autoscaling.")
-    failover: FailoverSpec = Field(default_factory=FailoverSpec, description="Region failover.")
+    failover: FailoverSpec = Field(
+        default_factory=FailoverSpec,
+        description="Standby regions: their warm replicas. Automatic failover is not implemented yet: "
+        "only standbyWarmReplicas and enabled act in this release.",
+    )
     spot: SpotSpec = Field(default_factory=SpotSpec, description="Spot and on-demand capacity.")
     service: ServiceSpec = Field(default_factory=ServiceSpec, description="Services.")
     monitoring: MonitoringSpec = Field(default_factory=MonitoringSpec, description="Metrics and alerts.")
@@ -975,7 +1012,7 @@ class DeepSeekDeploymentSpec(ApiModel):
 
     @property
     def active_region_name(self) -> str:
-        """The region the spec marks Active (the failover controller may route elsewhere)."""
+        """The region the spec marks Active: in this release, always the one taking traffic."""
         return next(region.name for region in self.regions if region.role is RegionRole.ACTIVE)
 
     @property
@@ -1011,7 +1048,9 @@ class PoolStatus(ApiModel):
 
     name: CapacityPool = Field(description="on-demand or spot.")
     desired_replicas: int | None = Field(default=None, ge=0, description="Replicas the operator asks for.")
-    ready_replicas: int | None = Field(default=None, ge=0, description="Replicas ready to serve.")
+    ready_replicas: int | None = Field(
+        default=None, ge=0, description="Available replicas of the current spec (not old pods of a rollout)."
+    )
 
 
 class RegionStatus(ApiModel):
@@ -1020,7 +1059,9 @@ class RegionStatus(ApiModel):
     name: str = Field(max_length=MAX_REGION_NAME_LENGTH, description="Region name.")
     role: RegionRole | None = Field(default=None, description="Role the region currently plays.")
     desired_replicas: int | None = Field(default=None, ge=0, description="Replicas the operator asks for.")
-    ready_replicas: int | None = Field(default=None, ge=0, description="Replicas ready to serve.")
+    ready_replicas: int | None = Field(
+        default=None, ge=0, description="Available replicas of the current spec (not old pods of a rollout)."
+    )
     pools: tuple[PoolStatus, ...] = Field(
         default=(),
         max_length=2,
@@ -1052,11 +1093,20 @@ class DeepSeekDeploymentStatus(ApiModel):
     replicas: int | None = Field(
         default=None, ge=0, description="Current replicas of the active region (for the /scale subresource)."
     )
-    ready_replicas: int | None = Field(default=None, ge=0, description="Ready replicas of the active region.")
+    ready_replicas: int | None = Field(
+        default=None,
+        ge=0,
+        description="Available replicas of the current spec in the active region (old pods that still "
+        "serve during a rollout do not count).",
+    )
     desired_replicas: int | None = Field(
         default=None, ge=0, description="Desired replicas of the active region."
     )
-    ready: str | None = Field(default=None, max_length=32, description="ready/desired, e.g. 3/4.")
+    ready: str | None = Field(
+        default=None,
+        max_length=32,
+        description="readyReplicas/desiredReplicas of the active region, e.g. 3/4.",
+    )
     spot_share: str | None = Field(
         default=None, max_length=8, description="Share of the active region's replicas on spot, e.g. 50%."
     )

@@ -28,8 +28,9 @@ def render_children(
 ) -> list[dict[str, Any]]:
     """All child objects of the DeepSeekDeployment ``namespace/name``, as plain dicts.
 
-    ``active_region`` overrides the spec's Active region (the failover controller passes the
-    region that currently takes traffic); it must be one of spec.regions, else ValueError.
+    ``active_region`` overrides the spec's Active region; it must be one of spec.regions, else
+    ValueError. Nothing passes one yet: the reconcile renders the spec's Active region (a failover
+    controller, not implemented yet, would pass the region it moved the traffic to).
 
     The order is fixed: Deployments (per region in spec order, on-demand then spot), region
     Services, the front Service, PodDisruptionBudgets, then the autoscaler, ServiceMonitor and

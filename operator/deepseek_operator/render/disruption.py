@@ -12,8 +12,8 @@ def render_disruption_budget(name: str, namespace: str, region: str) -> dict[str
     """``<dsd>-<region>``: at most one pod of the region evicted at a time (node drains, upgrades).
 
     Rendered for every region, even one at 0 replicas: a budget over no pods is harmless, and
-    keeping it avoids deleting and re-creating it each time failover moves replicas between
-    regions. ``unhealthyPodEvictionPolicy: AlwaysAllow`` lets a drain evict pods that are not
+    keeping it avoids deleting and re-creating it each time a change of the Active region moves
+    replicas between regions. ``unhealthyPodEvictionPolicy: AlwaysAllow`` lets a drain evict pods that are not
     ready (still loading, crash-looping): they serve nothing, so the budget must not block on them.
     """
     return {

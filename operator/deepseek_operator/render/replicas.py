@@ -60,8 +60,9 @@ def split_replicas(total: int, spot: SpotSpec) -> PoolReplicas:
 
 
 def resolve_active_region(spec: DeepSeekDeploymentSpec, active_region: str | None = None) -> str:
-    """The region taking traffic: ``active_region`` when the failover controller gives one, else
-    the spec's Active region. Raises ValueError for a region the spec does not list."""
+    """The region taking traffic: ``active_region`` when one is given, else the spec's Active region.
+    Raises ValueError for a region the spec does not list. The reconcile gives none today (no failover
+    controller is implemented yet), so it is always the spec's Active region."""
     if active_region is None:
         return spec.active_region_name
     if all(region.name != active_region for region in spec.regions):
@@ -74,8 +75,8 @@ def region_total_replicas(spec: DeepSeekDeploymentSpec, region: RegionSpec, acti
     """Replicas of one region before the pool split.
 
     The active region runs ``spec.replicas``; every other region keeps
-    ``failover.standbyWarmReplicas`` warm, or none when failover is disabled (nothing would ever
-    send it traffic).
+    ``failover.standbyWarmReplicas`` warm (so that making it Active does not wait for a model to
+    load), or none when ``failover.enabled`` is false.
     """
     if region.name == active_region:
         return spec.replicas

@@ -20,8 +20,9 @@ def render_region_service(
 ) -> dict[str, Any]:
     """``<dsd>-<region>``: ClusterIP Service of one region's pods, both pools.
 
-    Always rendered, standby regions included: it is how the failover controller and Prometheus
-    reach a region, and the ServiceMonitor scrapes through it.
+    Always rendered, standby regions included: it is how Prometheus reaches a region's pods (the
+    ServiceMonitor scrapes through it), and how a failover controller would probe one (none is
+    implemented yet).
     """
     return {
         "apiVersion": "v1",
@@ -44,8 +45,8 @@ def render_front_service(
 ) -> dict[str, Any]:
     """``<dsd>``: the Service clients use (type ``spec.service.type``).
 
-    It selects the active region's pods; failover re-renders it with the new region, which moves
-    the traffic without clients changing address. It carries no region label, so the
+    It selects the active region's pods; making another region Active re-renders it with that
+    region, which moves the traffic without clients changing address. It carries no region label, so the
     ServiceMonitor (which selects region Services) does not scrape the active pods twice.
     """
     return {

@@ -1,0 +1,86 @@
+"""The benchmarks print what they measured: counted figures, readiness in every region, finished requests
+over the elapsed time."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+
+
+def load(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def convergence() -> ModuleType:
+    return load("convergence")
+
+
+@pytest.fixture(scope="module")
+def throughput() -> ModuleType:
+    return load("simulator_throughput")
+
+
+def dsd(ready: str, regions: list[tuple[int, int]]) -> dict[str, Any]:
+    return {
+        "metadata": {"generation": 2},
+        "status": {
+            "conditions": [{"type": "Ready", "status": ready, "observedGeneration": 2}],
+            "regions": [
+                {"name": f"region-{index}", "desiredReplicas": desired, "readyReplicas": ready_replicas}
+                for index, (desired, ready_replicas) in enumerate(regions)
+            ],
+        },
+    }
+
+
+def test_ready_in_a_benchmark_means_every_regions_pods(convergence: ModuleType) -> None:
+    assert convergence.ready_in_every_region(dsd("True", [(2, 2), (1, 1)]))
+    # Ready=True is about the active region: the standby's warm replica is not up yet.
+    assert not convergence.ready_in_every_region(dsd("True", [(2, 2), (1, 0)]))
+    assert not convergence.ready_in_every_region(dsd("False", [(2, 2), (1, 1)]))
+    assert not convergence.ready_in_every_region(dsd("True", []))
+
+
+def test_the_convergence_report_prints_the_counts_it_is_given(convergence: ModuleType) -> None:
+    lines = convergence.report(
+        nodes=7,
+        cluster_seconds=3.0,
+        operator_seconds=1.0,
+        shapes={(9, 4)},
+        one=[1.0, 2.0, 3.0],
+        burst=6,
+        burst_seconds=5.0,
+        histogram="12 reconciles, mean 3.0 ms",
+    )
+    text = "\n".join(lines)
+    assert "kwok, 7 nodes)" in text
+    assert "(9 children, 4 pods), 3 runs" in text
+    assert "6 CRs applied together" in text
+    # Nothing typed in: the figures of the previous hard-coded report do not appear.
+    assert "14 nodes" not in text
+    assert "10 children" not in text
+    assert "3 pods" not in text
+
+
+def test_requests_per_second_divides_finished_requests_by_the_elapsed_time(throughput: ModuleType) -> None:
+    # 10 requests finished and 3 failed over 2.5 s measured (the nominal duration may have been 2 s: the
+    # last requests finish after the deadline).
+    results = throughput.Results(latencies_s=[0.01] * 10, errors=3, elapsed_s=2.5)
+    summary = throughput.summarize(results, model_latency_ms=1.0, concurrency=4, stream=False)
+    assert summary["requests_per_second"] == 4.0
+    assert (summary["requests"], summary["errors"], summary["elapsed_s"]) == (10, 3, 2.5)
+    assert "4.0 req/s (10 requests finished, 3 errors in 2.5 s" in throughput.report(summary)[0]
