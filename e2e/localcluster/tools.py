@@ -72,7 +72,8 @@ ALL_TOOLS = (
     "actionlint",
 )
 # What the local cluster (and so every cluster test) needs: the control plane, and its monitoring
-# stack (Prometheus and prometheus-adapter, which serve the HorizontalPodAutoscalers' custom metrics).
+# stack (Prometheus and prometheus-adapter, which serve the HorizontalPodAutoscalers' custom metrics;
+# promtool checks PrometheusRules, helm renders the adapter's rules from the chart).
 CONTROL_PLANE_TOOLS = (
     "etcd",
     "kube-apiserver",
@@ -81,7 +82,7 @@ CONTROL_PLANE_TOOLS = (
     "kubectl",
     "kwok",
 )
-MONITORING_TOOLS = ("prometheus", "prometheus-adapter")
+MONITORING_TOOLS = ("prometheus", "promtool", "prometheus-adapter", "helm")
 CLUSTER_TOOLS = CONTROL_PLANE_TOOLS + MONITORING_TOOLS
 # KEDA (operator and metrics apiserver): started only by clusters that ask for it (LocalCluster(keda=True)).
 KEDA_TOOLS = ("keda", "keda-adapter")
