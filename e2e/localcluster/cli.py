@@ -2,6 +2,7 @@
 
 python -m localcluster tools            # build or find the pinned binaries
 python -m localcluster up               # start a cluster in .local-cluster/ and print KUBECONFIG
+                                        # (with Prometheus and prometheus-adapter; --no-monitoring: without)
 python -m localcluster down             # stop it
 python -m localcluster fail-region us-east | restore-region us-east | remove-region us-east
 """
@@ -46,6 +47,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     up.add_argument(
         "--fleet", type=Path, default=fleet.DEFAULT_FLEET, help="fleet YAML (default: the built-in one)"
     )
+    up.add_argument(
+        "--no-monitoring",
+        action="store_true",
+        help="without Prometheus and prometheus-adapter (the custom metrics API)",
+    )
     commands.add_parser("down", help="stop the cluster")
     commands.add_parser("env", help="print the export line for KUBECONFIG")
     for name in ("fail-region", "restore-region", "remove-region"):
@@ -55,8 +61,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     workdir: Path = args.dir.resolve()
     try:
         if args.command == "up":
-            LocalCluster(workdir=workdir, fleet_file=args.fleet, tie_to_parent=False).start()
+            cluster = LocalCluster(
+                workdir=workdir, fleet_file=args.fleet, tie_to_parent=False, monitoring=not args.no_monitoring
+            )
+            cluster.start()
             print(f"export KUBECONFIG={workdir / 'kubeconfig'}")
+            if cluster.monitoring:
+                print(f"# Prometheus: {cluster.prometheus_url} (also in {cluster.state_file})")
         elif args.command == "down":
             if not stop_from_state(workdir):
                 print(f"no local cluster runs from {workdir}", file=sys.stderr)

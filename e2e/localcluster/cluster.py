@@ -3,7 +3,12 @@ kube-scheduler and kwok (which plays every kubelet), on free loopback ports, wit
 
 Timings are shortened for tests and stated here: a NotReady node's pods are evicted after 5 s (production
 default: 300 s, from the DefaultTolerationSeconds admission plugin), and a node that stops renewing its
-lease is marked NotReady after 20 s (production default: 50 s).
+lease is marked NotReady after 20 s (production default: 50 s). HorizontalPodAutoscalers are evaluated every
+5 s (kube-controller-manager --horizontal-pod-autoscaler-sync-period; production default: 15 s).
+
+The API server runs the aggregation layer (front-proxy CA and client certificate, --requestheader-*), and
+with `monitoring` on (the default) the cluster also runs Prometheus and prometheus-adapter
+(`localcluster.monitoring`): HorizontalPodAutoscalers scale on metrics Prometheus really scraped.
 """
 
 from __future__ import annotations
@@ -30,12 +35,24 @@ import yaml
 
 from localcluster import fleet as fleet_module
 from localcluster.podspec import kwok_exclusion
-from localcluster.tools import CLUSTER_TOOLS, ProvidedTool, ensure_tools
+from localcluster.tools import (
+    CLUSTER_TOOLS,
+    CONTROL_PLANE_TOOLS,
+    KEDA_TOOLS,
+    ProvidedTool,
+    ensure_crds,
+    ensure_tools,
+)
 
 STAGES_DIR = Path(__file__).parent / "stages"
 SERVICE_CIDR = "10.96.0.0/16"
 NOT_READY_TOLERATION_SECONDS = 5
 NODE_MONITOR_GRACE_PERIOD = "20s"
+HPA_SYNC_PERIOD = "5s"
+# The aggregation layer's CA and the client certificate the API server proxies with (its CN is the one
+# name aggregated API servers accept in --requestheader-allowed-names).
+FRONT_PROXY_CA = "front-proxy-ca"
+FRONT_PROXY_CLIENT = "front-proxy-client"
 _PR_SET_PDEATHSIG = 1
 
 
@@ -70,39 +87,47 @@ def _openssl(*args: str, cwd: Path) -> None:
 
 
 def write_pki(directory: Path) -> None:
-    """A CA, the API server's serving certificate, an admin client certificate and service-account keys."""
+    """A CA, the API server's serving certificate, an admin client certificate and service-account keys;
+    and the aggregation layer's own CA (front-proxy-ca) with the client certificate the API server shows
+    aggregated API servers (custom and external metrics) when it proxies a request to them."""
     directory.mkdir(parents=True, exist_ok=True)
-    for key in ("ca", "apiserver", "admin", "sa"):
+    for key in ("ca", "sa", FRONT_PROXY_CA):
         _openssl("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", f"{key}.key", cwd=directory)
     _openssl("ec", "-in", "sa.key", "-pubout", "-out", "sa.pub", cwd=directory)
-    _openssl(
-        "req", "-x509", "-new", "-key", "ca.key", "-subj", "/CN=localcluster-ca", "-days", "3650",
-        "-out", "ca.crt", cwd=directory,
-    )  # fmt: skip
-    extensions = {
-        "apiserver": "subjectAltName=IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,"
+    for ca, subject in (("ca", "/CN=localcluster-ca"), (FRONT_PROXY_CA, "/CN=localcluster-front-proxy-ca")):
+        _openssl(
+            "req", "-x509", "-new", "-key", f"{ca}.key", "-subj", subject, "-days", "3650",
+            "-out", f"{ca}.crt", cwd=directory,
+        )  # fmt: skip
+    issue_certificate(
+        directory,
+        "apiserver",
+        "/CN=kube-apiserver",
+        "subjectAltName=IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,"
         "DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local\n"
         "extendedKeyUsage=serverAuth\n",
-        "admin": "extendedKeyUsage=clientAuth\n",
-    }
-    subjects = {"apiserver": "/CN=kube-apiserver", "admin": "/O=system:masters/CN=localcluster-admin"}
-    for name, extension in extensions.items():
-        (directory / f"{name}.ext").write_text(extension)
-        _openssl(
-            "req",
-            "-new",
-            "-key",
-            f"{name}.key",
-            "-subj",
-            subjects[name],
-            "-out",
-            f"{name}.csr",
-            cwd=directory,
-        )
-        _openssl(
-            "x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
-            "-days", "3650", "-extfile", f"{name}.ext", "-out", f"{name}.crt", cwd=directory,
-        )  # fmt: skip
+    )
+    issue_certificate(
+        directory, "admin", "/O=system:masters/CN=localcluster-admin", "extendedKeyUsage=clientAuth\n"
+    )
+    issue_certificate(
+        directory,
+        FRONT_PROXY_CLIENT,
+        f"/CN={FRONT_PROXY_CLIENT}",
+        "extendedKeyUsage=clientAuth\n",
+        ca=FRONT_PROXY_CA,
+    )
+
+
+def issue_certificate(directory: Path, name: str, subject: str, extension: str, ca: str = "ca") -> None:
+    """`<name>.key` and `<name>.crt` signed by `<ca>.crt` in `directory`, with these X.509v3 extensions."""
+    _openssl("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", f"{name}.key", cwd=directory)
+    (directory / f"{name}.ext").write_text(extension)
+    _openssl("req", "-new", "-key", f"{name}.key", "-subj", subject, "-out", f"{name}.csr", cwd=directory)
+    _openssl(
+        "x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.crt", "-CAkey", f"{ca}.key", "-CAcreateserial",
+        "-days", "3650", "-extfile", f"{name}.ext", "-out", f"{name}.crt", cwd=directory,
+    )  # fmt: skip
 
 
 def kwok_stages() -> list[dict[str, Any]]:
@@ -154,6 +179,11 @@ class LocalCluster:
     # CRDs installed before the controllers start: the garbage collector discovers resource types only
     # at start and then every 30 s, and until it knows a kind it leaves that kind's children behind.
     crds: Sequence[Path] = ()
+    # Prometheus (configured from ServiceMonitors and PrometheusRules) and prometheus-adapter serving
+    # custom.metrics.k8s.io (the README has their start time and memory).
+    monitoring: bool = True
+    # KEDA's operator and metrics API server (external.metrics.k8s.io) and its CRDs: for ScaledObjects.
+    keda: bool = False
     ports: dict[str, int] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
@@ -168,6 +198,19 @@ class LocalCluster:
     @property
     def server(self) -> str:
         return f"https://127.0.0.1:{self.ports['apiserver']}"
+
+    @property
+    def prometheus_url(self) -> str:
+        """Base URL of the cluster's Prometheus (HTTP API under /api/v1); only with `monitoring`."""
+        if "prometheus" not in self.ports:
+            raise ClusterError("this local cluster runs without monitoring: no Prometheus")
+        return f"http://127.0.0.1:{self.ports['prometheus']}"
+
+    def prometheus_query(self, expr: str) -> list[dict[str, Any]]:
+        """An instant PromQL query against the cluster's Prometheus: the result vector."""
+        from localcluster.monitoring import prometheus_query
+
+        return prometheus_query(self.prometheus_url, expr)
 
     def __enter__(self) -> LocalCluster:
         self.start()
@@ -185,7 +228,9 @@ class LocalCluster:
                 f"a local cluster already runs from {self.workdir} (see {self.state_file}): "
                 "stop it with `make cluster-down` or pick another directory"
             )
-        tools = ensure_tools(CLUSTER_TOOLS)
+        tools = ensure_tools(
+            [*(CLUSTER_TOOLS if self.monitoring else CONTROL_PLANE_TOOLS), *(KEDA_TOOLS if self.keda else ())]
+        )
         for stale in ("etcd", "pki", "logs"):
             shutil.rmtree(self.workdir / stale, ignore_errors=True)
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -200,8 +245,18 @@ class LocalCluster:
             self._write_state()
             self._install_crds()
             self._start_controllers(tools, pki)
+            from localcluster import monitoring
+
+            if self.monitoring:
+                monitoring.start(self, tools, pki)
+            if self.keda:
+                monitoring.start_keda(self, tools, pki)
             self._create_fleet()
             self._wait_for("the default ServiceAccount", self._default_service_account_exists, 60)
+            if self.monitoring:
+                monitoring.wait_until_ready(self)
+            if self.keda:
+                monitoring.wait_until_keda_ready(self)
         except BaseException:
             self.stop()
             raise
@@ -212,10 +267,10 @@ class LocalCluster:
         with log_path.open("ab") as log_file:
             process = subprocess.Popen(
                 command,
+                env=env,
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                env=env,
                 start_new_session=True,
                 preexec_fn=_die_with_parent if self.tie_to_parent else None,
             )
@@ -227,6 +282,7 @@ class LocalCluster:
             "kubeconfig": str(self.kubeconfig),
             "server": self.server if "apiserver" in self.ports else None,
             "ports": self.ports,
+            "prometheus_url": self.prometheus_url if "prometheus" in self.ports else None,
             "pids": {name: process.pid for name, process in self.processes.items()},
         }
         self.state_file.write_text(json.dumps(state, indent=2))
@@ -272,6 +328,15 @@ class LocalCluster:
                 f"--default-not-ready-toleration-seconds={NOT_READY_TOLERATION_SECONDS}",
                 f"--default-unreachable-toleration-seconds={NOT_READY_TOLERATION_SECONDS}",
                 "--endpoint-reconciler-type=none",  # no real network: 127.0.0.1 is not a valid endpoint
+                # The aggregation layer (custom.metrics.k8s.io, external.metrics.k8s.io): the API server
+                # proxies with this client certificate and aggregated servers trust it by this CA and name.
+                f"--requestheader-client-ca-file={pki / (FRONT_PROXY_CA + '.crt')}",
+                f"--requestheader-allowed-names={FRONT_PROXY_CLIENT}",
+                "--requestheader-username-headers=X-Remote-User",
+                "--requestheader-group-headers=X-Remote-Group",
+                "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+                f"--proxy-client-cert-file={pki / (FRONT_PROXY_CLIENT + '.crt')}",
+                f"--proxy-client-key-file={pki / (FRONT_PROXY_CLIENT + '.key')}",
             ],
         )
         self._wait_for(
@@ -294,6 +359,7 @@ class LocalCluster:
                 f"--service-cluster-ip-range={SERVICE_CIDR}",
                 "--node-monitor-period=2s",
                 f"--node-monitor-grace-period={NODE_MONITOR_GRACE_PERIOD}",
+                f"--horizontal-pod-autoscaler-sync-period={HPA_SYNC_PERIOD}",
                 # A pod whose node is gone is garbage-collected after this many seconds (default 40).
                 "--controllers=*",
             ],
@@ -353,10 +419,16 @@ class LocalCluster:
     def _install_crds(self) -> None:
         from localcluster.crds import apply_crd
 
-        for path in self.crds:
+        # The ServiceMonitor and PrometheusRule CRDs come with monitoring (the operator creates both).
+        crds = [
+            *self.crds,
+            *(ensure_crds("prometheus-operator") if self.monitoring else []),
+            *(ensure_crds("keda") if self.keda else []),
+        ]
+        for path in crds:
             apply_crd(self.api_client(), yaml.safe_load(path.read_text()))
-        if self.crds:
-            log(f"installed {len(self.crds)} CRD(s) before the controllers started")
+        if crds:
+            log(f"installed {len(crds)} CRD(s) before the controllers started")
 
     # ------------------------------------------------------------------------------------------ fleet
 

@@ -296,23 +296,28 @@ def assert_allowed(api: Any, checks: Sequence[tuple[str, str, str, str | None, s
 
 
 def assert_warning_event_posted(api_client: Any, namespace: str) -> None:
-    """A DeepSeekDeployment that asks for a ServiceMonitor on a cluster without the Prometheus operator:
-    the operator lists that add-on's API, then reports it missing with a Warning Event (the Events
-    permission; no sample needs an Event)."""
+    """A DeepSeekDeployment that asks for a KEDA ScaledObject on a cluster without KEDA (the local
+    cluster runs Prometheus and has the ServiceMonitor CRD, but not KEDA unless asked): the operator
+    lists that add-on's API, then reports it missing with a Warning Event (the Events permission; no
+    sample needs an Event)."""
     minimal = next(sample for sample in samples() if sample.path.name == "minimal.yaml")
-    spec = {**minimal.body["spec"], "monitoring": {"serviceMonitor": {"enabled": True}}}
+    spec = {
+        **minimal.body["spec"],
+        "autoscaling": {"enabled": True, "provider": "keda", "minReplicas": 1, "maxReplicas": 2},
+        "monitoring": {"prometheusUrl": "http://prometheus.monitoring:9090"},
+    }
     client.CustomObjectsApi(api_client).create_namespaced_custom_object(
-        GROUP, "v1alpha1", namespace, "deepseekdeployments", dsd_object("wants-monitoring", spec)
+        GROUP, "v1alpha1", namespace, "deepseekdeployments", dsd_object("wants-keda", spec)
     )
     core: Any = client.CoreV1Api(api_client)
 
     def warning() -> Any:
-        events = core.list_namespaced_event(namespace, field_selector="involvedObject.name=wants-monitoring")
-        return next((e for e in events.items if e.reason == "ServiceMonitorApiMissing"), None)
+        events = core.list_namespaced_event(namespace, field_selector="involvedObject.name=wants-keda")
+        return next((e for e in events.items if e.reason == "ScaledObjectApiMissing"), None)
 
-    event = wait_until(warning, 30, "the operator's Warning event about the missing ServiceMonitor API")
+    event = wait_until(warning, 30, "the operator's Warning event about the missing ScaledObject API")
     assert event.type == "Warning"
-    assert "Prometheus operator" in event.message
+    assert "KEDA" in event.message
 
 
 # --------------------------------------------------------------------------------------------- helm test
