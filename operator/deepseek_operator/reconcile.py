@@ -26,8 +26,8 @@ from deepseek_operator.kube import (
     StatusConflictError,
     adopt,
 )
+from deepseek_operator.placement import placement_from_status
 from deepseek_operator.render import render_children
-from deepseek_operator.render.replicas import resolve_active_region
 from deepseek_operator.status import ObservedDeployment, Problem, compute_status, invalid_spec_status
 
 # Reconciles of one DeepSeekDeployment never interleave: its own events and its children's events
@@ -151,14 +151,17 @@ def _reconcile(
     now = datetime.now(UTC).replace(microsecond=0)
     try:
         spec = parse_spec(body)
-        active_region = resolve_active_region(spec)
+        placement = placement_from_status(spec, body.get("status"))
     except (InvalidSpecError, ValueError) as error:
         status = invalid_spec_status(generation, str(error), _previous_conditions(body), now)
         kube.apply_status(namespace, name, _dump(status), resource_version)
         raise InvalidSpecError(str(error)) from error
 
     result = ReconcileResult()
-    children = [adopt(child, body) for child in render_children(name, namespace, spec, active_region)]
+    children = [
+        adopt(child, body)
+        for child in render_children(name, namespace, spec, placement.active_region, placement.adjustments)
+    ]
     for child in children:
         ref = ChildRef.of(child)
         try:
@@ -187,7 +190,15 @@ def _reconcile(
     # advance it. A single-child repair keeps the one already written (none after a crash mid-way).
     stamped = generation if only is None else (body.get("status") or {}).get("observedGeneration")
     status = compute_status(
-        name, spec, stamped, active_region, observed, _previous_conditions(body), result.problems, now
+        name,
+        spec,
+        stamped,
+        placement.active_region,
+        observed,
+        _previous_conditions(body),
+        result.problems,
+        now,
+        placement.adjustments,
     )
     kube.apply_status(namespace, name, _dump(status), resource_version)
     metrics.record_status(namespace, name, status)

@@ -19,7 +19,7 @@ from deepseek_operator.api import (
     RegionStatus,
 )
 from deepseek_operator.render.labels import POOL_LABEL, REGION_LABEL, region_selector, selector_string
-from deepseek_operator.render.replicas import plan_replicas
+from deepseek_operator.render.replicas import NO_ADJUSTMENTS, ReplicaAdjustments, plan_replicas
 
 
 @dataclass(frozen=True)
@@ -159,9 +159,10 @@ def compute_status(
     previous_conditions: Sequence[Condition],
     problems: Sequence[Problem],
     now: datetime,
+    adjustments: ReplicaAdjustments = NO_ADJUSTMENTS,
 ) -> DeepSeekDeploymentStatus:
     observed_list = list(observed)
-    plan = plan_replicas(spec, active_region)
+    plan = plan_replicas(spec, active_region, adjustments)
     previous = {condition.type: condition for condition in previous_conditions}
 
     def ready_in(region: str, pool: CapacityPool | None = None) -> int:

@@ -9,6 +9,7 @@ import pytest
 from deepseek_operator.api import CapacityPool, DeepSeekDeploymentSpec, SpotSpec
 from deepseek_operator.render import (
     PoolReplicas,
+    ReplicaAdjustments,
     plan_replicas,
     region_total_replicas,
     resolve_active_region,
@@ -119,3 +120,22 @@ def test_plan_splits_every_region_in_spec_order() -> None:
     }
     assert list(plan_replicas(spec, "eu-west-1")) == ["us-east-1", "us-west-2", "eu-west-1"]
     assert plan_replicas(spec, "eu-west-1")["eu-west-1"] == PoolReplicas(on_demand=3, spot=2)
+
+
+def test_adjustments_raise_full_regions_and_add_fallback_and_spill_replicas() -> None:
+    spec = make_spec(replicas=4, spot={"enabled": True, "onDemandBase": 1, "spotPercentage": 50})
+    adjustments = ReplicaAdjustments(
+        full_regions=frozenset({"us-west-2"}),
+        on_demand_fallback={"us-east-1": 1},
+        spot_spill={"eu-west-1": 2},
+    )
+
+    plan = plan_replicas(spec, "us-east-1", adjustments)
+
+    # The active region's split (3 + 1) plus one on-demand replica in place of its spot replica.
+    assert plan["us-east-1"] == PoolReplicas(on_demand=4, spot=1)
+    # A region being failed over to runs the full count before traffic moves.
+    assert plan["us-west-2"] == PoolReplicas(on_demand=3, spot=1)
+    # A warm standby (1 on-demand) with two spot replicas standing in for missing on-demand ones.
+    assert plan["eu-west-1"] == PoolReplicas(on_demand=1, spot=2)
+    assert plan_replicas(spec, "us-east-1") == plan_replicas(spec, "us-east-1", ReplicaAdjustments())

@@ -31,7 +31,9 @@ from deepseek_operator.render.names import (
 )
 from deepseek_operator.render.pods import PRIORITY_CLASS_NAMES, config_hash
 from deepseek_operator.render.replicas import (
+    NO_ADJUSTMENTS,
     PoolReplicas,
+    ReplicaAdjustments,
     plan_replicas,
     region_total_replicas,
     resolve_active_region,
@@ -43,12 +45,14 @@ __all__ = [
     "CONFIG_HASH_ANNOTATION",
     "DEPLOYMENT_LABEL",
     "ENGINE_METRICS",
+    "NO_ADJUSTMENTS",
     "POOL_LABEL",
     "PRIORITY_CLASS_NAMES",
     "REGION_LABEL",
     "CapacityLabels",
     "EngineMetrics",
     "PoolReplicas",
+    "ReplicaAdjustments",
     "SpotToleration",
     "autoscaler_name",
     "capacity_labels",

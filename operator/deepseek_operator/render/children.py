@@ -9,7 +9,12 @@ from deepseek_operator.render.autoscaling import render_horizontal_pod_autoscale
 from deepseek_operator.render.deployments import render_deployment
 from deepseek_operator.render.disruption import render_disruption_budget
 from deepseek_operator.render.monitoring import render_prometheus_rule, render_service_monitor
-from deepseek_operator.render.replicas import plan_replicas, resolve_active_region
+from deepseek_operator.render.replicas import (
+    NO_ADJUSTMENTS,
+    ReplicaAdjustments,
+    plan_replicas,
+    resolve_active_region,
+)
 from deepseek_operator.render.services import render_front_service, render_region_service
 
 
@@ -25,12 +30,13 @@ def render_children(
     namespace: str,
     spec: DeepSeekDeploymentSpec,
     active_region: str | None = None,
+    adjustments: ReplicaAdjustments = NO_ADJUSTMENTS,
 ) -> list[dict[str, Any]]:
     """All child objects of the DeepSeekDeployment ``namespace/name``, as plain dicts.
 
-    ``active_region`` overrides the spec's Active region; it must be one of spec.regions, else
-    ValueError. Nothing passes one yet: the reconcile renders the spec's Active region (a failover
-    controller, not implemented yet, would pass the region it moved the traffic to).
+    ``active_region`` overrides the spec's Active region (the region the front Service selects); it
+    must be one of spec.regions, else ValueError. ``adjustments`` are the controllers' changes to the
+    replica plan. The reconcile reads both from status (`deepseek_operator.placement`).
 
     The order is fixed: Deployments (per region in spec order, on-demand then spot), region
     Services, the front Service, PodDisruptionBudgets, then the autoscaler, ServiceMonitor and
@@ -39,7 +45,7 @@ def render_children(
     not set here.
     """
     active = resolve_active_region(spec, active_region)
-    plan = plan_replicas(spec, active)
+    plan = plan_replicas(spec, active, adjustments)
     children: list[dict[str, Any]] = []
     for region in spec.regions:
         for pool in capacity_pools(spec):

@@ -6,9 +6,31 @@ percentage of the rest on spot. Rounding always favours on-demand, the safety ne
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from deepseek_operator.api import CapacityPool, DeepSeekDeploymentSpec, RegionSpec, SpotSpec
+
+
+@dataclass(frozen=True)
+class ReplicaAdjustments:
+    """What the operator's controllers change in the spec's plan, per region (read from status by the
+    reconcile, so rendering stays a pure function of spec and status).
+
+    - ``full_regions``: regions that run ``spec.replicas`` although they are not the active region
+      (a failover raises its target before traffic moves: make before break);
+    - ``on_demand_fallback``: on-demand replicas added to a region in place of spot replicas that cannot
+      run (the spot Deployment keeps its target);
+    - ``spot_spill``: spot replicas added to a region in place of on-demand replicas that cannot run.
+    """
+
+    full_regions: frozenset[str] = frozenset()
+    on_demand_fallback: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+    spot_spill: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+
+
+NO_ADJUSTMENTS = ReplicaAdjustments()
 
 
 @dataclass(frozen=True)
@@ -71,27 +93,41 @@ def resolve_active_region(spec: DeepSeekDeploymentSpec, active_region: str | Non
     return active_region
 
 
-def region_total_replicas(spec: DeepSeekDeploymentSpec, region: RegionSpec, active_region: str) -> int:
+def region_total_replicas(
+    spec: DeepSeekDeploymentSpec,
+    region: RegionSpec,
+    active_region: str,
+    adjustments: ReplicaAdjustments = NO_ADJUSTMENTS,
+) -> int:
     """Replicas of one region before the pool split.
 
-    The active region runs ``spec.replicas``; every other region keeps
-    ``failover.standbyWarmReplicas`` warm (so that making it Active does not wait for a model to
-    load), or none when ``failover.enabled`` is false.
+    The active region (and any region in ``adjustments.full_regions``) runs ``spec.replicas``; every
+    other region keeps ``failover.standbyWarmReplicas`` warm (so that making it Active does not wait
+    for a model to load), or none when ``failover.enabled`` is false.
     """
-    if region.name == active_region:
+    if region.name == active_region or region.name in adjustments.full_regions:
         return spec.replicas
     if not spec.failover.enabled:
         return 0
     return spec.failover.standby_warm_replicas
 
 
-def plan_replicas(spec: DeepSeekDeploymentSpec, active_region: str | None = None) -> dict[str, PoolReplicas]:
+def plan_replicas(
+    spec: DeepSeekDeploymentSpec,
+    active_region: str | None = None,
+    adjustments: ReplicaAdjustments = NO_ADJUSTMENTS,
+) -> dict[str, PoolReplicas]:
     """Replicas per region (in spec order) and pool: what the operator asks for.
 
+    The spec's split, plus the controllers' ``adjustments`` (on-demand fallback, spot spill).
     Handlers use it for ``status.regions[*].desiredReplicas`` and ``status.spotShare``.
     """
     active = resolve_active_region(spec, active_region)
-    return {
-        region.name: split_replicas(region_total_replicas(spec, region, active), spec.spot)
-        for region in spec.regions
-    }
+    plan: dict[str, PoolReplicas] = {}
+    for region in spec.regions:
+        split = split_replicas(region_total_replicas(spec, region, active, adjustments), spec.spot)
+        plan[region.name] = PoolReplicas(
+            on_demand=split.on_demand + adjustments.on_demand_fallback.get(region.name, 0),
+            spot=split.spot + adjustments.spot_spill.get(region.name, 0),
+        )
+    return plan
