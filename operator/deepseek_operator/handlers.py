@@ -8,6 +8,7 @@ from typing import Any
 
 import kopf
 
+import deepseek_operator.indexes  # noqa: F401 - registers the controllers' pod and node indexes with kopf
 from deepseek_operator import metrics
 from deepseek_operator.api import GROUP, PLURAL, VERSION
 from deepseek_operator.kube import ChildRef, Kube, load_api_client

@@ -175,6 +175,7 @@ def test_namespaced_mode_watches_each_namespace_with_a_role_there() -> None:
     assert {resource for rule in cluster_rules for resource in rule["resources"]} == {
         "customresourcedefinitions",
         "namespaces",
+        "nodes",
     }
     assert {verb for rule in cluster_rules for verb in rule["verbs"]} == {"list", "watch"}
 
@@ -194,9 +195,9 @@ def test_namespaced_peering_uses_a_kopf_peering_in_each_watched_namespace() -> N
 
 FORBIDDEN_RESOURCES = {
     "secrets",
-    "pods",
     "pods/exec",
-    "nodes",
+    "pods/eviction",
+    "nodes/proxy",
     "configmaps",
     "serviceaccounts",
     "serviceaccounts/token",
@@ -233,6 +234,10 @@ def test_rbac_grants_nothing_beyond_what_the_operator_uses(values_file: Path) ->
     event_rules = [rule for rule in rules if "events" in rule["resources"]]
     assert event_rules
     assert all(rule["verbs"] == ["create"] for rule in event_rules)
+    # Pods and nodes are only read, through the controllers' watch-backed indexes.
+    read_only = [rule for rule in rules if {"pods", "nodes"} & set(rule["resources"])]
+    assert read_only
+    assert all(rule["verbs"] == ["list", "watch"] for rule in read_only), read_only
 
 
 def watched_by_a_handler() -> set[tuple[str, str]]:
@@ -242,7 +247,7 @@ def watched_by_a_handler() -> set[tuple[str, str]]:
 
     registry = kopf.get_default_registry()
     handlers = [*registry._watching.get_all_handlers(), *registry._changing.get_all_handlers()]
-    handlers += registry._spawning.get_all_handlers()
+    handlers += [*registry._spawning.get_all_handlers(), *registry._indexing.get_all_handlers()]
     # Selector.any_name is the plural the decorators name (kopf's own field; no public accessor).
     return {(handler.selector.group or "", handler.selector.any_name) for handler in handlers}
 
@@ -283,6 +288,9 @@ def test_rbac_grants_each_child_kind_exactly_the_verbs_the_operator_uses() -> No
         "patch",
     }
     assert granted[("serving.deepseek-operator.io", "deepseekdeployments/status")] == {"patch"}
+    # The indexes of indexes.py: pods and nodes, listed and watched, nothing more.
+    assert {("", "pods"), ("", "nodes")} <= watched
+    assert granted[("", "pods")] == granted[("", "nodes")] == {"list", "watch"}
 
 
 def test_pods_meet_the_restricted_pod_security_standard() -> None:

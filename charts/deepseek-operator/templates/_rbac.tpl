@@ -1,11 +1,15 @@
 {{/*
 The operator's permissions, split by where they can be granted. Each rule names the code that needs it,
-and each verb is one that code uses: nothing else is granted (no Secrets, no Pods, no Nodes, no RBAC
+and each verb is one that code uses: nothing else is granted (no Secrets, no writes to Pods or Nodes, no RBAC
 objects; no `get` where the operator only lists or applies, no `watch` on kinds nothing watches).
 */}}
 
 {{/* Cluster-scoped resources: always a ClusterRole. */}}
 {{- define "deepseek-operator.rbac.clusterRules" -}}
+# indexes.nodes: readiness, labels, taints and cordons of the nodes under the inference pods (read only).
+- apiGroups: [""]
+  resources: [nodes]
+  verbs: [list, watch]
 # kopf watches CRDs to notice the DeepSeekDeployment CRD or an add-on's CRD (KEDA, Prometheus operator) appear, change or go.
 - apiGroups: [apiextensions.k8s.io]
   resources: [customresourcedefinitions]
@@ -58,6 +62,10 @@ objects; no `get` where the operator only lists or applies, no `watch` on kinds 
 - apiGroups: [monitoring.coreos.com]
   resources: [servicemonitors, prometheusrules]
   verbs: [list, create, patch, delete]
+# indexes.inference_pods: the pods of the inference Deployments, for the controllers (read only).
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [list, watch]
 # kopf posts Events (warnings and errors) about DeepSeekDeployments; it never updates them.
 - apiGroups: [""]
   resources: [events]
