@@ -24,5 +24,31 @@ class Placement:
 
 def placement_from_status(spec: DeepSeekDeploymentSpec, status: Mapping[str, Any] | None) -> Placement:
     """The placement the controllers' status fields describe for this spec (the spec's own when none)."""
-    del status  # no controller records a decision yet
-    return Placement(active_region=resolve_active_region(spec))
+    active_region, full_regions = failover_routing(spec, status or {})
+    on_demand_fallback, spot_spill = spot_adjustments(spec, status or {})
+    return Placement(
+        active_region=active_region,
+        adjustments=ReplicaAdjustments(
+            full_regions=full_regions, on_demand_fallback=on_demand_fallback, spot_spill=spot_spill
+        ),
+    )
+
+
+def failover_routing(spec: DeepSeekDeploymentSpec, status: Mapping[str, Any]) -> tuple[str, frozenset[str]]:
+    """The region that takes traffic, and the regions raised to the full replica count.
+
+    No failover controller records a decision yet: the spec's Active region, nothing raised.
+    """
+    del status
+    return resolve_active_region(spec), frozenset()
+
+
+def spot_adjustments(
+    spec: DeepSeekDeploymentSpec, status: Mapping[str, Any]
+) -> tuple[Mapping[str, int], Mapping[str, int]]:
+    """On-demand fallback and spot spill replicas per region.
+
+    No spot controller records a decision yet: none.
+    """
+    del spec, status
+    return {}, {}
