@@ -12,6 +12,7 @@ Prometheus scrapes only pods that carry a loopback address (`localcluster.addres
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import json
 import os
@@ -377,3 +378,44 @@ def wait_until_keda_ready(cluster: LocalCluster) -> None:
             120,
             process="keda-adapter",
         )
+
+
+def operator_service_monitor_endpoint(helm: Path) -> dict[str, Any]:
+    """The endpoint of the ServiceMonitor the chart renders for the operator (path, interval, honorLabels)."""
+    command = [
+        str(helm), "template", "localcluster", str(CHART),
+        "--set", "metrics.serviceMonitor.enabled=true",
+        "--show-only", "templates/servicemonitor.yaml",
+    ]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    if result.returncode != 0:
+        raise MonitoringError(f"{' '.join(command)} failed: {result.stderr.strip()}")
+    (endpoint,) = yaml.safe_load(result.stdout)["spec"]["endpoints"]
+    return dict(endpoint)
+
+
+def scrape_process(
+    workdir: Path, prometheus_url: str, name: str, address: str, interval: str | None = None
+) -> None:
+    """Have the cluster's Prometheus scrape a process that runs on this machine rather than in the
+    cluster (the operator under `make dev` and the tests), with the chart's ServiceMonitor contract:
+    its path and honorLabels (the operator's series carry their own `namespace` label)."""
+    from localcluster.promconfig import STATIC_DIRECTORY, static_scrape_config
+    from localcluster.tools import ensure_tools
+
+    endpoint = operator_service_monitor_endpoint(ensure_tools(["helm"])["helm"].path)
+    if interval is not None:
+        endpoint["interval"] = interval
+    target = workdir / "prometheus" / STATIC_DIRECTORY / f"{name}.yaml"
+    promsync.write_if_changed(target, yaml.safe_dump(static_scrape_config(name, address, endpoint)))
+    promsync.reload_prometheus(prometheus_url)
+
+
+def stop_scraping_process(workdir: Path, prometheus_url: str, name: str) -> None:
+    from localcluster.promconfig import STATIC_DIRECTORY
+
+    target = workdir / "prometheus" / STATIC_DIRECTORY / f"{name}.yaml"
+    if target.exists():
+        target.unlink()
+        with contextlib.suppress(OSError):
+            promsync.reload_prometheus(prometheus_url)

@@ -16,7 +16,7 @@ import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from localcluster.cluster import free_port
+from localcluster.cluster import LocalCluster, free_port
 from localcluster.crds import apply_crd
 from localcluster.waiting import wait_until
 
@@ -46,6 +46,10 @@ class OperatorProcess:
     log_path: Path
     extra_args: list[str] = field(default_factory=list)
     start_timeout: float = 60
+    # A local cluster whose Prometheus should scrape the operator's metrics (as the chart's
+    # ServiceMonitor has Prometheus scrape the operator's Service), every `scrape_interval`.
+    monitored_by: LocalCluster | None = None
+    scrape_interval: str = "1s"
     process: subprocess.Popen[bytes] | None = None
     liveness_url: str = ""
     metrics_address: str = ""
@@ -78,6 +82,20 @@ class OperatorProcess:
         if self._exited():
             self.stop()
             raise RuntimeError(f"the operator exited at start; its log:\n{self.log_tail()}")
+        if self.monitored_by is not None and self.monitored_by.monitoring:
+            from localcluster.monitoring import scrape_process
+
+            scrape_process(
+                self.monitored_by.workdir,
+                self.monitored_by.prometheus_url,
+                self._scrape_job,
+                self.metrics_address,
+                self.scrape_interval,
+            )
+
+    @property
+    def _scrape_job(self) -> str:
+        return "deepseek-operator-" + self.metrics_address.rpartition(":")[2]
 
     def _exited(self) -> bool:
         return self.process is not None and self.process.poll() is not None
@@ -99,6 +117,12 @@ class OperatorProcess:
             self.process.wait(timeout=10)
 
     def stop(self) -> None:
+        if self.monitored_by is not None and self.monitored_by.monitoring and self.metrics_address:
+            from localcluster.monitoring import stop_scraping_process
+
+            stop_scraping_process(
+                self.monitored_by.workdir, self.monitored_by.prometheus_url, self._scrape_job
+            )
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:

@@ -16,12 +16,13 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from localcluster.addresses import LOOPBACK_ADDRESS_ANNOTATION
+from localcluster.addresses import LOOPBACK_ADDRESS_ANNOTATION, require_loopback
 
 # Shortened for tests (prometheus-operator's default is 30 s for both).
 GLOBAL_SCRAPE_INTERVAL = "5s"
 EVALUATION_INTERVAL = "5s"
 RULES_DIRECTORY = "rules"
+STATIC_DIRECTORY = "static"
 # One octet, 0-255 (RE2 syntax; Prometheus anchors every relabeling regex).
 _OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 LOOPBACK_IPV4_REGEX = rf"127\.{_OCTET}\.{_OCTET}\.{_OCTET}"
@@ -201,12 +202,32 @@ def scrape_configs(monitor: dict[str, Any], kubeconfig: Path) -> list[dict[str, 
     return jobs
 
 
+def static_scrape_config(name: str, address: str, endpoint: dict[str, Any]) -> dict[str, Any]:
+    """A scrape job for a process on this machine at `address` (host:port, loopback only), with the
+    path, interval and honorLabels of a ServiceMonitor endpoint (as prometheus-operator would apply them
+    to the Service in front of that process in a real cluster)."""
+    host = address.rpartition(":")[0]
+    require_loopback(host)
+    job: dict[str, Any] = {
+        "job_name": name,
+        "metrics_path": endpoint.get("path", "/metrics"),
+        "honor_labels": bool(endpoint.get("honorLabels", False)),
+        "static_configs": [{"targets": [address], "labels": {"service": name}}],
+    }
+    if endpoint.get("interval"):
+        job["scrape_interval"] = endpoint["interval"]
+    return {"scrape_configs": [job]}
+
+
 def prometheus_config(monitors: Iterable[dict[str, Any]], kubeconfig: Path) -> dict[str, Any]:
     """The whole prometheus.yml: a job per ServiceMonitor endpoint, rule files from RULES_DIRECTORY."""
     ordered = sorted(monitors, key=lambda m: (m["metadata"]["namespace"], m["metadata"]["name"]))
     return {
         "global": {"scrape_interval": GLOBAL_SCRAPE_INTERVAL, "evaluation_interval": EVALUATION_INTERVAL},
         "rule_files": [f"{RULES_DIRECTORY}/*.yaml"],
+        # Processes that run outside the cluster (the operator under `make dev` and the tests): see
+        # monitoring.scrape_process.
+        "scrape_config_files": [f"{STATIC_DIRECTORY}/*.yaml"],
         "scrape_configs": [job for monitor in ordered for job in scrape_configs(monitor, kubeconfig)],
     }
 

@@ -83,6 +83,7 @@ def operator(
     kubeconfig: Path,
     e2e_environment: Environment,
     tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest,
 ) -> Iterator[RunningOperator]:
     """The operator, running: the chart's Deployment in the cluster (waited for, never started here),
     or a local `deepseek-operator` process for this module (so that no two run at once)."""
@@ -98,5 +99,8 @@ def operator(
         )
         return
     log_path = tmp_path_factory.mktemp("operator") / "operator.log"
-    with OperatorProcess(kubeconfig, log_path):
+    local: LocalCluster | None = (
+        None if e2e_environment.given_kubeconfig else request.getfixturevalue("local_cluster")
+    )
+    with OperatorProcess(kubeconfig, log_path, monitored_by=local):
         yield RunningOperator(where="local process", log=str(log_path))

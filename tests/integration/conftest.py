@@ -15,6 +15,10 @@ def operator(
 ) -> Iterator[OperatorProcess]:
     """The operator as a real process, one per test module (two at once would both reconcile)."""
     install_crd_and_priority_classes(local_cluster.api_client())
-    process = OperatorProcess(local_cluster.kubeconfig, tmp_path_factory.mktemp("operator") / "operator.log")
+    process = OperatorProcess(
+        local_cluster.kubeconfig,
+        tmp_path_factory.mktemp("operator") / "operator.log",
+        monitored_by=local_cluster,  # its metrics in the cluster's Prometheus, as the chart arranges
+    )
     with process:
         yield process
