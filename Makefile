@@ -64,6 +64,10 @@ unit: venv ## Unit tests only (no cluster)
 dev: venv tools ## Local cluster + CRD + operator + a sample DeepSeekDeployment
 	$(BIN)/python hack/dev.py $(DEV_ARGS)
 
+.PHONY: load
+load: venv ## Bounded load (48 clients, 2 minutes, loopback) on the front Service of a running `make dev`
+	$(BIN)/python hack/dev.py --load $(DEV_ARGS)
+
 .PHONY: cluster
 cluster: venv tools ## Start a local cluster in .local-cluster/ and print the KUBECONFIG to export
 	$(BIN)/python -m localcluster up

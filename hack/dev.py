@@ -1,13 +1,16 @@
-"""`make dev`: a local cluster with a simulated GPU fleet, the CRD, the operator, and a sample.
+"""`make dev`: a live local cluster with a simulated GPU fleet, the CRD, the operator, and a sample.
 
-Runs until Ctrl-C (then stops everything it started), or exits once the sample is Ready with
-`--exit-when-ready` (used by the test that keeps this command working).
+The production sample runs with the GPU-less simulator image (`DEV_OVERLAY`): a real simulator process
+serves behind each pod, Prometheus scrapes them, and the HorizontalPodAutoscaler scales on their queue
+through prometheus-adapter. Runs until Ctrl-C (then stops everything it started), or exits once the
+sample is Ready with `--exit-when-ready` (used by the test that keeps this command working).
 """
 
 from __future__ import annotations
 
 import argparse
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -25,6 +28,34 @@ from localcluster.waiting import wait_until
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SAMPLE = REPO_ROOT / "manifests" / "samples" / "production.yaml"
 NAMESPACE = "deepseek-dev"
+# What the production sample changes to run live on a laptop: the simulator image (the data plane runs a
+# simulator process behind each of its pods), a batch of 4 sequences so that a modest load queues,
+# per-second scraping, and an autoscaler that returns to the sample's 4 replicas within a minute or two
+# after the load (the sample's production scale-down waits 5 minutes per step).
+DEV_OVERLAY: dict[str, Any] = {
+    "image": {"repository": "deepseek-simulator", "tag": "dev"},
+    "engine": {"maxBatchSize": 4},
+    "monitoring": {"serviceMonitor": {"enabled": True, "interval": "1s"}},
+    "autoscaling": {
+        "minReplicas": 4,
+        "scaleUp": {"stabilizationWindowSeconds": 0, "maxPodsPerPeriod": 4, "periodSeconds": 15},
+        "scaleDown": {"stabilizationWindowSeconds": 30, "maxPodsPerPeriod": 2, "periodSeconds": 30},
+    },
+    "rollout": {"drainSeconds": 5},
+}
+# A bounded load through the front Service (loopback): 48 clients for 2 minutes at most.
+LOAD_WORKERS, LOAD_SECONDS = 48, 120
+
+
+def overlay(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in changes.items():
+        merged[key] = (
+            overlay(merged[key], value)
+            if isinstance(value, dict) and isinstance(merged.get(key), dict)
+            else value
+        )
+    return merged
 
 
 def say(message: str) -> None:
@@ -39,6 +70,27 @@ def is_ready(api: Any, name: str) -> bool:
     return is_ready_for_its_generation(found)
 
 
+def send_load(workdir: Path, sample_file: Path) -> int:
+    """traffic_client.py's bounded load against the dev cluster's front Service (a loopback address)."""
+    from localcluster.serviceproxy import service_address
+
+    sample = yaml.safe_load(sample_file.read_text())
+    name = sample["metadata"]["name"]
+    model = sample["spec"]["model"].get("servedModelName") or sample["spec"]["model"]["name"]
+    try:
+        address, port = service_address(workdir, NAMESPACE, name, "http")
+    except (OSError, KeyError):
+        say(f"no `make dev` serves {NAMESPACE}/{name} from {workdir}: start one with `make dev` first")
+        return 1
+    url = f"http://{address}:{port}"
+    say(
+        f"{LOAD_WORKERS} clients for at most {LOAD_SECONDS}s against {url} (watch: kubectl get hpa,dsd -n {NAMESPACE} -w)"
+    )
+    command = [sys.executable, str(REPO_ROOT / "e2e" / "tests" / "traffic_client.py"), "load", url, model]
+    command += ["--workers", str(LOAD_WORKERS), "--seconds", str(LOAD_SECONDS), "--max-tokens", "200"]
+    return subprocess.run(command, check=False).returncode
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -48,7 +100,17 @@ def main() -> int:
         "--dir", type=Path, default=REPO_ROOT / ".local-cluster" / "dev", help="state directory"
     )
     parser.add_argument("--exit-when-ready", action="store_true", help="stop once the sample is Ready")
+    parser.add_argument(
+        "--load",
+        action="store_true",
+        help=f"do not start anything: send a bounded load ({LOAD_WORKERS} clients, {LOAD_SECONDS}s) to the "
+        "front Service of the sample a running `make dev` serves",
+    )
     args = parser.parse_args()
+    # SIGTERM (a supervisor, or `kill`) stops everything as Ctrl-C does.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    if args.load:
+        return send_load(args.dir.resolve(), args.sample)
 
     kubectl = str(ensure_tools(["kubectl"])["kubectl"].path)
     shutil.rmtree(args.dir, ignore_errors=True)
@@ -61,16 +123,19 @@ def main() -> int:
         core: Any = client.CoreV1Api(api)  # Any: the typed client wants models; a dict is the manifest
         core.create_namespace({"metadata": {"name": NAMESPACE}})
         log_path = args.dir.resolve() / "operator.log"
-        with OperatorProcess(cluster.kubeconfig, log_path) as operator:
+        with OperatorProcess(cluster.kubeconfig, log_path, monitored_by=cluster) as operator:
             say(f"operator running (log: {log_path}, metrics: http://{operator.metrics_address}/metrics)")
             sample = yaml.safe_load(args.sample.read_text())
+            sample["spec"] = overlay(sample["spec"], DEV_OVERLAY)
             name = sample["metadata"]["name"]
+            live_sample = args.dir.resolve() / "sample.yaml"
+            live_sample.write_text(yaml.safe_dump(sample))
 
             def kubectl_run(*arguments: str) -> None:
                 subprocess.run([kubectl, f"--kubeconfig={cluster.kubeconfig}", *arguments], check=False)
 
             applied_at = time.monotonic()
-            kubectl_run("apply", "-n", NAMESPACE, "-f", str(args.sample))
+            kubectl_run("apply", "-n", NAMESPACE, "-f", str(live_sample))
             say(f"waiting for {name} to become Ready")
             wait_until(lambda: is_ready(api, name), 120, f"{name} to become Ready")
             say(
@@ -86,8 +151,12 @@ def main() -> int:
             kubectl_run("get", "deployments,services,hpa,pdb", "-n", NAMESPACE)
             if args.exit_when_ready:
                 return 0
+            say(f"front Service {NAMESPACE}/{name}: {cluster.service_url(NAMESPACE, name)} (loopback)")
+            say(f"Prometheus: {cluster.prometheus_url}")
             say(f"export KUBECONFIG={cluster.kubeconfig}   # in another shell, to look around")
-            say(f"try: python -m localcluster --dir {args.dir} fail-region us-east   # (with PYTHONPATH=e2e)")
+            say(f"watch it scale: kubectl get hpa,dsd -n {NAMESPACE} -w")
+            say(f"load it (bounded: {LOAD_WORKERS} clients, {LOAD_SECONDS}s), in another shell: make load")
+            say(f"try: PYTHONPATH=e2e python -m localcluster --dir {args.dir} fail-region us-east")
             say("Ctrl-C stops the operator and the cluster")
             try:
                 while operator.process is not None and operator.process.poll() is None:
