@@ -1,7 +1,8 @@
 """The local cluster's monitoring stack: a real Prometheus, the sync loop that configures it from the
 cluster's ServiceMonitor and PrometheusRule objects (`localcluster.promsync`), and a real
 prometheus-adapter serving `custom.metrics.k8s.io` through the API server's aggregation layer, so that
-HorizontalPodAutoscalers scale on the metrics Prometheus scrapes. Everything listens on 127.0.0.1 only.
+HorizontalPodAutoscalers scale on the metrics Prometheus scrapes. They listen on 127.0.0.1 only; so does
+KEDA (`start_keda`), but for one listener of its metrics API server.
 
 Prometheus scrapes only pods that carry a loopback address (`localcluster.addresses`): see
 `localcluster.promconfig`. Timings are shortened for tests: global scrape and rule evaluation every 5 s
