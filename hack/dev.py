@@ -87,6 +87,9 @@ def main() -> int:
             if args.exit_when_ready:
                 return 0
             say(f"export KUBECONFIG={cluster.kubeconfig}   # in another shell, to look around")
+            say(
+                f"Prometheus: {cluster.prometheus_url}   (custom metrics: kubectl get --raw /apis/custom.metrics.k8s.io/v1beta1)"
+            )
             say(f"try: python -m localcluster --dir {args.dir} fail-region us-east   # (with PYTHONPATH=e2e)")
             say("Ctrl-C stops the operator and the cluster")
             try:
