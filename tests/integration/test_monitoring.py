@@ -28,6 +28,9 @@ pytestmark = pytest.mark.cluster
 # allocates to the pods it runs).
 SIMULATOR_ADDRESS = "127.0.0.7"
 LOADED_SIMULATOR_ADDRESS = "127.0.0.8"
+# The pods here stand for pods the pod runtime runs, but their processes are started (and their
+# loopback addresses set) by the tests themselves: an image the runtime does not know.
+NOT_RUN_IMAGE = "example.invalid/started-by-the-test"
 
 
 def _custom(api_client: Any) -> Any:
@@ -72,7 +75,7 @@ def _pod(core_api: Any, namespace: str, name: str, app: str, port: int, address:
                 "containers": [
                     {
                         "name": "engine",
-                        "image": "simulator",
+                        "image": NOT_RUN_IMAGE,
                         "ports": [{"name": "http", "containerPort": port}],
                     }
                 ],
@@ -293,7 +296,7 @@ def test_a_horizontal_pod_autoscaler_scales_on_a_simulators_queue_depth(
                         "containers": [
                             {
                                 "name": "engine",
-                                "image": "simulator",
+                                "image": NOT_RUN_IMAGE,
                                 "ports": [{"name": "http", "containerPort": port}],
                             }
                         ],
