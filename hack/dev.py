@@ -152,7 +152,9 @@ def main() -> int:
             if args.exit_when_ready:
                 return 0
             say(f"front Service {NAMESPACE}/{name}: {cluster.service_url(NAMESPACE, name)} (loopback)")
-            say(f"Prometheus: {cluster.prometheus_url}")
+            say(
+                f"Prometheus: {cluster.prometheus_url}   (custom metrics: kubectl get --raw /apis/custom.metrics.k8s.io/v1beta1)"
+            )
             say(f"export KUBECONFIG={cluster.kubeconfig}   # in another shell, to look around")
             say(f"watch it scale: kubectl get hpa,dsd -n {NAMESPACE} -w")
             say(f"load it (bounded: {LOAD_WORKERS} clients, {LOAD_SECONDS}s), in another shell: make load")

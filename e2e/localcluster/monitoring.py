@@ -1,7 +1,8 @@
 """The local cluster's monitoring stack: a real Prometheus, the sync loop that configures it from the
 cluster's ServiceMonitor and PrometheusRule objects (`localcluster.promsync`), and a real
 prometheus-adapter serving `custom.metrics.k8s.io` through the API server's aggregation layer, so that
-HorizontalPodAutoscalers scale on the metrics Prometheus scrapes. Everything listens on 127.0.0.1 only.
+HorizontalPodAutoscalers scale on the metrics Prometheus scrapes. They listen on 127.0.0.1 only; so does
+KEDA (`start_keda`), but for one listener of its metrics API server.
 
 Prometheus scrapes only pods that carry a loopback address (`localcluster.addresses`): see
 `localcluster.promconfig`. Timings are shortened for tests: global scrape and rule evaluation every 5 s
@@ -273,6 +274,8 @@ KEDA_OPERATOR_SERVICE = "keda-operator"
 KEDA_METRICS_SERVICE = "keda-metrics-apiserver"
 EXTERNAL_METRICS_GROUP = "external.metrics.k8s.io"
 EXTERNAL_METRICS_VERSIONS = ("v1beta1",)
+# The discard port on loopback: nothing listens there, so a connection to it is refused at once.
+DEAD_END_PROXY = "http://127.0.0.1:9"
 
 
 def start_keda(cluster: LocalCluster, tools: dict[str, ProvidedTool], pki: Path) -> None:
@@ -280,7 +283,8 @@ def start_keda(cluster: LocalCluster, tools: dict[str, ProvidedTool], pki: Path)
 
     They talk gRPC over mutual TLS with the certificates in `--cert-dir` (ca.crt, tls.crt, tls.key; KEDA's
     own rotation is off, `--enable-cert-rotation=false`). The operator's Prometheus scaler queries each
-    ScaledObject's serverAddress: the local Prometheus for the operator's objects. The metrics API
+    ScaledObject's serverAddress, which must be the local Prometheus: any other host is unreachable
+    (`DEAD_END_PROXY`). The metrics API
     server's own /metrics listener binds every interface (KEDA builds its address as ":<--port>", no flag
     narrows it); everything else listens on 127.0.0.1.
     """
@@ -323,6 +327,12 @@ def start_keda(cluster: LocalCluster, tools: dict[str, ProvidedTool], pki: Path)
         "WATCH_NAMESPACE": "",  # every namespace
         "POD_NAMESPACE": KEDA_NAMESPACE,
         "KEDA_CLUSTER_OBJECT_NAMESPACE": KEDA_NAMESPACE,
+        # A scaler contacts whatever address a ScaledObject names. Go sends every request to a
+        # non-loopback host through this proxy, where nothing listens: such requests fail on loopback
+        # and no packet (not even a DNS query) leaves the machine. Loopback hosts are never proxied.
+        **dict.fromkeys(("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"), DEAD_END_PROXY),
+        "NO_PROXY": "",
+        "no_proxy": "",
     }
     grpc = f"127.0.0.1:{cluster.ports['keda-grpc']}"
     cluster._spawn(

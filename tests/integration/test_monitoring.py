@@ -1,11 +1,14 @@
 """The local cluster's monitoring stack, with the real Prometheus and prometheus-adapter (no mocks):
 ServiceMonitors become scrape jobs, only pods with a loopback address are scraped, and a simulator's
-queue depth reaches the custom metrics API that HorizontalPodAutoscalers read."""
+queue depth reaches the custom metrics API, and the real HorizontalPodAutoscaler scales on it."""
 
 from __future__ import annotations
 
 import json
 import subprocess
+import threading
+import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -21,8 +24,13 @@ from localcluster.waiting import wait_until
 
 pytestmark = pytest.mark.cluster
 
-# A loopback address of its own for the simulator of the end-to-end test (what the pod runtime allocates).
+# Loopback addresses of their own for the simulators of the end-to-end tests (what the pod runtime
+# allocates to the pods it runs).
 SIMULATOR_ADDRESS = "127.0.0.7"
+LOADED_SIMULATOR_ADDRESS = "127.0.0.8"
+# The pods here stand for pods the pod runtime runs, but their processes are started (and their
+# loopback addresses set) by the tests themselves: an image the runtime does not know.
+NOT_RUN_IMAGE = "example.invalid/started-by-the-test"
 
 
 def _custom(api_client: Any) -> Any:
@@ -67,7 +75,7 @@ def _pod(core_api: Any, namespace: str, name: str, app: str, port: int, address:
                 "containers": [
                     {
                         "name": "engine",
-                        "image": "simulator",
+                        "image": NOT_RUN_IMAGE,
                         "ports": [{"name": "http", "containerPort": port}],
                     }
                 ],
@@ -213,3 +221,136 @@ def test_a_simulators_queue_depth_reaches_the_custom_metrics_api(
 
     items = wait_until(metric, 90, f"{path} to list the simulator's pod")
     assert [(item["describedObject"]["name"], item["value"]) for item in items] == [("sim-0", "0")]
+
+
+@pytest.fixture
+def slow_simulator() -> Iterator[SimulatorProcess]:
+    """Two sequences at a time at 20 tokens/s: a few concurrent requests build a queue."""
+    process = SimulatorProcess(
+        [
+            "--host",
+            LOADED_SIMULATOR_ADDRESS,
+            "--served-model-name",
+            "sim",
+            "--max-num-seqs",
+            "2",
+            "--tokens-per-second",
+            "20",
+        ]
+    )
+    try:
+        yield process
+    finally:
+        process.close()
+
+
+class Load:
+    """`concurrency` clients sending completions back to back for at most `seconds`, until stopped."""
+
+    def __init__(self, base_url: str, concurrency: int, seconds: float) -> None:
+        self._stop = threading.Event()
+        self._deadline = time.monotonic() + seconds
+        self._request = urllib.request.Request(  # noqa: S310 (loopback)
+            f"{base_url}/v1/completions",
+            data=json.dumps({"model": "sim", "prompt": "Hello", "max_tokens": 60}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        self._clients = [threading.Thread(target=self._client, daemon=True) for _ in range(concurrency)]
+        for thread in self._clients:
+            thread.start()
+
+    def _client(self) -> None:
+        while not self._stop.is_set() and time.monotonic() < self._deadline:
+            with urllib.request.urlopen(self._request, timeout=60) as response:  # noqa: S310 (loopback)
+                response.read()
+
+    def stop(self) -> None:
+        """Stop sending and wait for the requests in flight (each lasts a few seconds)."""
+        self._stop.set()
+        for thread in self._clients:
+            thread.join(timeout=60)
+
+
+def test_a_horizontal_pod_autoscaler_scales_on_a_simulators_queue_depth(
+    local_cluster: LocalCluster,
+    core_api: Any,
+    api_client: Any,
+    namespace: str,
+    slow_simulator: SimulatorProcess,
+) -> None:
+    """The real HPA controller reads vllm_num_requests_waiting through the adapter and scales 1 -> 3."""
+    from kubernetes import client
+
+    port = slow_simulator.port
+    apps: Any = client.AppsV1Api(api_client)
+    apps.create_namespaced_deployment(
+        namespace,
+        {
+            "metadata": {"name": "engine"},
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": {"app": "engine"}},
+                "template": {
+                    "metadata": {"labels": {"app": "engine"}},
+                    "spec": {
+                        "containers": [
+                            {
+                                "name": "engine",
+                                "image": NOT_RUN_IMAGE,
+                                "ports": [{"name": "http", "containerPort": port}],
+                            }
+                        ],
+                        "tolerations": [{"operator": "Exists"}],
+                    },
+                },
+            },
+        },
+    )
+    (pod,) = wait_until(lambda: core_api.list_namespaced_pod(namespace).items, 60, "the Deployment's pod")
+    # What the pod runtime does for a pod it runs: the simulator above is this pod's process.
+    core_api.patch_namespaced_pod(
+        pod.metadata.name,
+        namespace,
+        {"metadata": {"annotations": {LOOPBACK_ADDRESS_ANNOTATION: LOADED_SIMULATOR_ADDRESS}}},
+    )
+    _service_and_monitor(core_api, api_client, namespace, "engine", port)
+    client.AutoscalingV2Api(api_client).create_namespaced_horizontal_pod_autoscaler(
+        namespace,
+        {
+            "metadata": {"name": "engine"},
+            "spec": {
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "engine"},
+                "minReplicas": 1,
+                "maxReplicas": 3,
+                "metrics": [
+                    {
+                        "type": "Pods",
+                        "pods": {
+                            "metric": {"name": "vllm_num_requests_waiting"},
+                            "target": {"type": "AverageValue", "averageValue": "1"},
+                        },
+                    }
+                ],
+            },
+        },
+    )
+
+    def current_average() -> str | None:
+        status = (
+            client.AutoscalingV2Api(api_client)
+            .read_namespaced_horizontal_pod_autoscaler("engine", namespace)
+            .status
+        )
+        metrics = status.current_metrics or []
+        return metrics[0].pods.current.average_value if metrics and metrics[0].pods else None
+
+    assert wait_until(current_average, 90, "the HPA to read the pod's queue depth") == "0"
+    load = Load(f"http://{LOADED_SIMULATOR_ADDRESS}:{port}", concurrency=8, seconds=120)
+    try:
+        wait_until(
+            lambda: apps.read_namespaced_deployment("engine", namespace).spec.replicas == 3,
+            100,
+            "the HPA to scale the Deployment to 3 on the queue",
+        )
+    finally:
+        load.stop()
