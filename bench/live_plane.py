@@ -18,6 +18,7 @@ Run: `PYTHONPATH=e2e:operator:images/simulator .venv/bin/python bench/live_plane
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import subprocess
@@ -129,7 +130,9 @@ def cost_lines(title: str, figures: dict[str, tuple[float, float]], simulators: 
         lines.append(f"  {name:<20} RSS {rss:7.0f} MB{per}  CPU {cpu:5.1f}% of a core")
     total_rss = sum(rss for rss, _ in figures.values())
     total_cpu = sum(cpu for _, cpu in figures.values())
-    lines.append(f"  {'total':<20} RSS {total_rss:7.0f} MB  CPU {total_cpu:5.1f}% (machine: {os.cpu_count()} cores)")
+    lines.append(
+        f"  {'total':<20} RSS {total_rss:7.0f} MB  CPU {total_cpu:5.1f}% (machine: {os.cpu_count()} cores)"
+    )
     return lines
 
 
@@ -149,15 +152,27 @@ class Bench:
         self._namespaces += 1
         name = f"bench-{self._namespaces}"
         self.core.create_namespace({"metadata": {"name": name}})
-        wait(lambda: any(sa.metadata.name == "default" for sa in self.core.list_namespaced_service_account(name).items), 30)
+        wait(
+            lambda: any(
+                sa.metadata.name == "default" for sa in self.core.list_namespaced_service_account(name).items
+            ),
+            30,
+        )
         return name
 
     def create(self, namespace: str, name: str, body: dict[str, Any]) -> None:
-        document = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "DeepSeekDeployment", "metadata": {"name": name}, "spec": body}
+        document = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "DeepSeekDeployment",
+            "metadata": {"name": name},
+            "spec": body,
+        }
         self.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, document)
 
     def dsd(self, namespace: str, name: str) -> dict[str, Any]:
-        found: dict[str, Any] = self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+        found: dict[str, Any] = self.custom.get_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, name
+        )
         return found
 
     def ready_everywhere(self, namespace: str, name: str) -> bool:
@@ -182,11 +197,10 @@ class Bench:
 def wait(check: Callable[[], object], timeout: float, what: str = "a condition") -> float:
     started = time.monotonic()
     while time.monotonic() - started < timeout:
-        try:
+        # An answer not there yet (no series, no status) is retried, like an error of the moment.
+        with contextlib.suppress(Exception):
             if check():
                 return time.monotonic() - started
-        except Exception as error:  # noqa: BLE001 - an answer not there yet is retried
-            del error
         time.sleep(POLL_SECONDS)
     raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
 
@@ -224,13 +238,19 @@ def autoscale_run(bench: Bench) -> Reaction:
     url = bench.cluster.service_url(namespace, name)
     with load(url, workers=16, seconds=120, max_tokens=100):
         started = time.monotonic()
-        queue_visible = wait(lambda: (q := bench.queue_per_pod(namespace)) is not None and q > QUEUE_TARGET, 60)
-        hpa_raised = wait(lambda: (bench.hpa(namespace, name).desired_replicas or 0) > 2, 60) + queue_visible
-        pods_ready = time.monotonic() - started + wait(
-            lambda: bench.dsd(namespace, name)["status"].get("readyReplicas") == 4, 120
+        queue_visible = wait(
+            lambda: (q := bench.queue_per_pod(namespace)) is not None and q > QUEUE_TARGET, 60
         )
-        queue_back = time.monotonic() - started + wait(
-            lambda: (q := bench.queue_per_pod(namespace)) is not None and q <= QUEUE_TARGET, 120
+        hpa_raised = wait(lambda: (bench.hpa(namespace, name).desired_replicas or 0) > 2, 60) + queue_visible
+        pods_ready = (
+            time.monotonic()
+            - started
+            + wait(lambda: bench.dsd(namespace, name)["status"].get("readyReplicas") == 4, 120)
+        )
+        queue_back = (
+            time.monotonic()
+            - started
+            + wait(lambda: (q := bench.queue_per_pod(namespace)) is not None and q <= QUEUE_TARGET, 120)
         )
     bench.delete_namespace(namespace)
     return Reaction(queue_visible, hpa_raised, pods_ready, queue_back)
@@ -297,7 +317,9 @@ def capacity_step(bench: Bench, pods: int) -> tuple[str, bool]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--runs", type=int, default=3, help="autoscale reaction runs")
     parser.add_argument("--pods", default="8,16,32,64", help="capacity steps (comma-separated pod counts)")
     args = parser.parse_args()
@@ -308,8 +330,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as workdir:
         directory = Path(workdir)
         started = time.monotonic()
-        with LocalCluster(workdir=directory / "cluster", crds=[CRD_FILE], fleet_file=big_fleet(directory)) as cluster:
-            lines.append(f"live local cluster start (control plane, data plane, Prometheus, adapter): {time.monotonic() - started:.1f} s")
+        with LocalCluster(
+            workdir=directory / "cluster", crds=[CRD_FILE], fleet_file=big_fleet(directory)
+        ) as cluster:
+            lines.append(
+                f"live local cluster start (control plane, data plane, Prometheus, adapter): {time.monotonic() - started:.1f} s"
+            )
             install_crd_and_priority_classes(cluster.api_client())
             with OperatorProcess(cluster.kubeconfig, directory / "operator.log", monitored_by=cluster):
                 bench = Bench(cluster)
