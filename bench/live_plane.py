@@ -111,15 +111,27 @@ def plane_pids(cluster: LocalCluster) -> dict[str, list[int]]:
     return pids
 
 
+def _usage_or_none(pid: int) -> Usage | None:
+    try:
+        return usage(pid)
+    except (OSError, StopIteration):
+        return None  # it ended meanwhile
+
+
 def measure(pids: dict[str, list[int]], seconds: float) -> dict[str, tuple[float, float]]:
-    """name -> (RSS MB summed, CPU % of one core averaged over `seconds`)."""
-    before = {name: [usage(pid) for pid in group] for name, group in pids.items()}
+    """name -> (RSS MB summed, CPU % of one core averaged over `seconds`), over the processes alive at
+    both ends of the window."""
+    before = {pid: _usage_or_none(pid) for group in pids.values() for pid in group}
     time.sleep(seconds)
     result = {}
     for name, group in pids.items():
-        after = [usage(pid) for pid in group]
-        cpu = sum(a.cpu_seconds - b.cpu_seconds for a, b in zip(after, before[name], strict=True))
-        result[name] = (sum(a.rss_mb for a in after), 100 * cpu / seconds)
+        pairs = [
+            (b, a)
+            for pid in group
+            if (b := before[pid]) is not None and (a := _usage_or_none(pid)) is not None
+        ]
+        cpu = sum(a.cpu_seconds - b.cpu_seconds for b, a in pairs)
+        result[name] = (sum(a.rss_mb for _, a in pairs), 100 * cpu / seconds)
     return result
 
 
@@ -287,6 +299,8 @@ def big_fleet(directory: Path) -> Path:
 
 
 def capacity_step(bench: Bench, pods: int) -> tuple[str, bool]:
+    # Pods of earlier steps (deleted with their namespace) drain first: measure this step's alone.
+    wait(lambda: not children_of(bench.cluster.processes["dataplane"].pid), 180, "earlier pods to end")
     namespace = bench.namespace()
     name = f"cap-{pods}"
     started = time.monotonic()
@@ -326,34 +340,36 @@ def main() -> None:
     from localcluster.cluster import HPA_SYNC_PERIOD
 
     hpa_sync = float(HPA_SYNC_PERIOD.removesuffix("s"))
-    lines: list[str] = []
     with tempfile.TemporaryDirectory() as workdir:
         directory = Path(workdir)
         started = time.monotonic()
         with LocalCluster(
             workdir=directory / "cluster", crds=[CRD_FILE], fleet_file=big_fleet(directory)
         ) as cluster:
-            lines.append(
+            say(
                 f"live local cluster start (control plane, data plane, Prometheus, adapter): {time.monotonic() - started:.1f} s"
             )
             install_crd_and_priority_classes(cluster.api_client())
             with OperatorProcess(cluster.kubeconfig, directory / "operator.log", monitored_by=cluster):
                 bench = Bench(cluster)
-                rest = measure(plane_pids(cluster), 10)
-                lines += cost_lines("cost with no inference pod", rest, 0)
+                say(*cost_lines("cost with no inference pod", measure(plane_pids(cluster), 10), 0))
                 runs = []
                 for index in range(args.runs):
                     log(f"autoscale run {index + 1}/{args.runs}")
                     runs.append(autoscale_run(bench))
-                lines += reaction_lines(runs, hpa_sync)
-                lines.append("simulator pods this machine sustains (one region, one deployment scaled to N):")
+                say(*reaction_lines(runs, hpa_sync))
+                say("simulator pods this machine sustains (one region, one deployment scaled to N):")
                 for pods in [int(n) for n in args.pods.split(",")]:
                     log(f"capacity step: {pods} pods")
                     line, ok = capacity_step(bench, pods)
-                    lines.append(line)
+                    say(line)
                     if not ok:
                         break
-    print("\n".join(lines))
+
+
+def say(*lines: str) -> None:
+    """Print figures as soon as they are measured (a later step that fails loses nothing)."""
+    print("\n".join(lines), flush=True)
 
 
 if __name__ == "__main__":
