@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
+import time
 import urllib.error
 import urllib.request
 from typing import Any
@@ -207,3 +209,45 @@ def _service_url(cluster: LocalCluster, namespace: str) -> str | None:
         return cluster.service_url(namespace, "fake", "")
     except KeyError:
         return None
+
+
+def test_a_short_grace_period_cuts_the_drain_with_sigkill(
+    operator: OperatorProcess, api_client: Any, namespace: str, local_cluster: LocalCluster
+) -> None:
+    """`kubectl delete --grace-period=3`: the 10 s preStop sleep is cut at 3 s, SIGTERM starts a drain of up to
+    10 s, and SIGKILL ends it when the grace period is over: the running request is cut, the pod goes."""
+    dsd = Dsd(api_client, namespace, "r1")
+    dsd.create({**SIMULATOR_SPEC, "replicas": 1, "rollout": {"drainSeconds": 10}})
+    dsd.wait_ready(90)
+    (pod,) = dsd.ready_pods()
+    body = json.dumps({"model": "r1", "prompt": "hi", "max_tokens": 800}).encode()  # 20 s at 40 tokens/s
+    request = urllib.request.Request(
+        f"http://{_address(pod)}:8080/v1/completions", data=body, headers={"Content-Type": "application/json"}
+    )
+    outcome: dict[str, object] = {}
+
+    def send() -> None:
+        started = time.monotonic()
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
+                outcome["status"] = response.status
+        except (urllib.error.URLError, ConnectionError, OSError) as error:
+            outcome["error"] = error
+        outcome["seconds"] = time.monotonic() - started
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    time.sleep(1)
+    deleted = time.monotonic()
+    dsd.core.delete_namespaced_pod(pod.metadata.name, namespace, grace_period_seconds=3)
+    sender.join(timeout=30)
+    assert "error" in outcome, f"the request should have been cut, got {outcome}"
+    assert float(str(outcome["seconds"])) < 10, outcome
+    wait_until(
+        lambda: all(
+            p.metadata.name != pod.metadata.name for p in dsd.core.list_namespaced_pod(namespace).items
+        ),
+        15,
+        "the pod to be removed once its process was killed",
+    )
+    assert time.monotonic() - deleted < 3 + 10, "removed within the grace period and a little"
