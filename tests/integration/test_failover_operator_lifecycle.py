@@ -14,8 +14,8 @@ import yaml
 from failover_support import (
     DEAD_ENGINE,
     EAST,
-    ERRORS,
     MODEL,
+    SLOW,
     TIMEOUT,
     WEST,
     FailoverDsd,
@@ -54,14 +54,14 @@ def test_an_operator_killed_in_the_middle_of_a_switch_completes_it_once_after_a_
     local_cluster: LocalCluster, api_client: Any, core_api: Any, namespace: str, tmp_path: Path
 ) -> None:
     """The target's extra replica cannot be scheduled (eu-west cordoned), so the switch waits for it
-    (make before break, an ErrorRate fault leaves us-east serving): the operator is killed then."""
+    (make before break: a latency fault leaves us-east serving, slowly): the operator is killed then."""
     install_crd_and_priority_classes(api_client)
     dsd = FailoverDsd(api_client, namespace)
     spec = failover_spec(
         local_cluster.prometheus_url,
-        signals=["PodsNotReady", "ErrorRate"],
+        signals=["PodsNotReady", "Latency"],
         metricsWindow="5s",
-        errorRatePercent=20,
+        p99LatencyMilliseconds=1000,
         switchTimeoutSeconds=3600,
     )
     west_nodes = fleet_nodes(core_api, WEST)
@@ -75,7 +75,7 @@ def test_an_operator_killed_in_the_middle_of_a_switch_completes_it_once_after_a_
         stack.callback(clients.stop)
         wait_until(lambda: dsd.condition_status("SignalsAvailable") == "True", 60, "SignalsAvailable True")
         cordon(core_api, west_nodes, True)
-        dsd.set_faults(EAST, ERRORS)
+        dsd.set_faults(EAST, SLOW)
         pending = dsd.wait_phase("FailingOver", timeout=30)["pendingSwitch"]
         first.kill()
         # Killed mid-switch: decided and recorded, eu-west raised, the traffic not moved yet.

@@ -67,6 +67,7 @@ def bad(
     ready: int = 2,
     serving: int | None = None,
     signal: FailoverSignal = FailoverSignal.ERROR_RATE,
+    error_ratio: float | None = 0.2,
 ) -> RegionCheck:
     """A failing check; by default the region still has replicas that serve (degraded, not down)."""
     return RegionCheck(
@@ -77,6 +78,7 @@ def bad(
         ),
         ready_replicas=ready,
         serving_replicas=ready if serving is None else serving,
+        error_ratio=error_ratio,
     )
 
 
@@ -258,6 +260,16 @@ def test_a_region_with_nothing_left_that_serves_moves_to_the_warm_replicas_at_on
     assert decision.status.last_failover.reason == "NodesNotReady"
     assert "no replica left that can serve" in (decision.status.last_failover.message or "")
     assert [e.reason for e in decision.events] == ["RegionUnhealthy", "FailingOver", "FailedOver"]
+
+
+def test_a_region_where_most_requests_fail_moves_to_the_warm_replicas_at_once() -> None:
+    """Its replicas still run, but it serves nothing worth waiting for the target to fill up."""
+    run = Run(make_spec()).healthy()
+    run.repeat(2, bad(EAST, error_ratio=0.3), ok(WEST, ready=1))
+    decision = run.step(bad(EAST, error_ratio=0.7), ok(WEST, ready=1))
+    assert decision.status.active_region == WEST
+    assert decision.status.last_failover is not None
+    assert "us-east serves nothing: 70% of its requests fail" in (decision.status.last_failover.message or "")
 
 
 def test_the_switch_timeout_moves_the_traffic_to_a_target_that_cannot_fill_up() -> None:

@@ -15,8 +15,11 @@ from enum import StrEnum
 
 from deepseek_operator.api import DeepSeekDeploymentSpec, FailoverSignal
 from deepseek_operator.indexes import NodeSummary, PodSummary
+from deepseek_operator.render.pods import HEALTH_PATH
 
-HEALTH_PATH = "/health"
+# A region whose requests fail at least this often serves nothing worth keeping the traffic for: a
+# switch moves the traffic to the target's warm replicas at once instead of waiting for it to fill up.
+MOSTLY_FAILING_RATIO = 0.5
 
 
 class Outcome(StrEnum):
@@ -43,6 +46,8 @@ class RegionCheck:
     ready_replicas: int = 0
     # Ready pods on Ready nodes whose engine did not fail its probe: 0 means nothing can serve.
     serving_replicas: int = 0
+    # The ErrorRate signal's measured ratio (0..1), when it was evaluated.
+    error_ratio: float | None = None
 
     @property
     def outcome(self) -> Outcome:
@@ -61,9 +66,16 @@ class RegionCheck:
         return next((result for result in self.results if result.signal is signal), None)
 
     @property
-    def down(self) -> bool:
-        """Nothing in the region can serve (it failed the check and no replica is left that serves)."""
-        return self.outcome is Outcome.FAIL and self.serving_replicas == 0
+    def down(self) -> str | None:
+        """Why nothing in the region serves (it failed this check, and no replica is left that can serve,
+        or most requests fail); None when it still serves."""
+        if self.outcome is not Outcome.FAIL:
+            return None
+        if self.serving_replicas == 0:
+            return "no replica left that can serve"
+        if self.error_ratio is not None and self.error_ratio >= MOSTLY_FAILING_RATIO:
+            return f"{self.error_ratio:.0%} of its requests fail"
+        return None
 
     def summary(self) -> str:
         """Failing signals first, then those that could not be evaluated, then the passing ones."""
@@ -81,6 +93,7 @@ class RegionCheck:
             results=results,
             ready_replicas=self.ready_replicas,
             serving_replicas=self.serving_replicas if serving_replicas is None else serving_replicas,
+            error_ratio=self.error_ratio,
         )
 
 

@@ -486,17 +486,25 @@ class FailoverController:
                     probes += await self._probe(rest, probe_timeout_seconds)
                 results.append(engine_result(probes, len(candidates), needed))
         window = spec.failover.metrics_window
+        error_ratio = None
         for signal in METRIC_SIGNALS:
             if signal in signals:
                 measured = metric_values[signal](region) if signal in metric_values else None
                 results.append(
                     metric_result(signal, measured, metric_threshold(spec, signal), window, receives_traffic)
                 )
+                if (
+                    signal is FailoverSignal.ERROR_RATE
+                    and measured is not None
+                    and measured.value is not None
+                ):
+                    error_ratio = None if math.isnan(measured.value) else measured.value
         return RegionCheck(
             region,
             tuple(results),
             ready_replicas=sum(1 for pod in live if pod.ready),
             serving_replicas=serving_replicas(live, nodes, probes),
+            error_ratio=error_ratio,
         )
 
     async def verify_region(

@@ -18,8 +18,10 @@ Routing (the region taking the traffic, `activeRegion`):
   check and `minActiveSeconds` have passed. `Manual`: stay until a person changes the spec.
 - a switch (make before break): the target is raised to spec.replicas (`pendingSwitch`, read by the
   placement), and the traffic moves once the target has spec.replicas ready, at once when the region
-  left has nothing that can serve, or after `switchTimeoutSeconds` with at least one ready replica.
-  The switch is dropped if the target fails a check, or (failover) the region left is healthy again.
+  left serves nothing, or after `switchTimeoutSeconds` with at least one ready replica.
+  The region left serves nothing when no replica is left that can serve or when most of its requests
+  fail (ErrorRate measured at 50% or more). The switch is dropped if the target fails a check, or
+  (failover) the region left is healthy again.
 - a person making another region Active in the spec resets the routing to it.
 """
 
@@ -238,8 +240,9 @@ class _Machine:
         if ready >= self.spec.replicas:
             return f"{self.pending.to_region} has {ready} of {self.spec.replicas} replicas ready"
         left = self.check(self.active)
-        if left is not None and left.down:
-            return f"{self.active} has no replica left that can serve"
+        down = left.down if left is not None else None
+        if down is not None:
+            return f"{self.active} serves nothing: {down}"
         waited = _since(self.now, self.pending.decided_at)
         if ready >= 1 and waited >= self.spec.failover.switch_timeout_seconds:
             return f"switchTimeoutSeconds ({self.spec.failover.switch_timeout_seconds}) passed with {ready} ready"
