@@ -88,6 +88,9 @@ def main() -> int:
                 return 0
             say(f"export KUBECONFIG={cluster.kubeconfig}   # in another shell, to look around")
             say(f"try: python -m localcluster --dir {args.dir} fail-region us-east   # (with PYTHONPATH=e2e)")
+            say(
+                f"and watch the failover: kubectl get dsd -n {NAMESPACE} -w   # ACTIVE; -o yaml: status.failover"
+            )
             say("Ctrl-C stops the operator and the cluster")
             try:
                 while operator.process is not None and operator.process.poll() is None:
