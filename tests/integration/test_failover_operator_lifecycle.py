@@ -100,15 +100,15 @@ def test_an_operator_killed_in_the_middle_of_a_switch_completes_it_once_after_a_
         assert done["lastFailover"]["decidedAt"] == pending["decidedAt"]
         assert done["lastFailover"]["detectedAt"] == pending["detectedAt"]
         assert dsd.front_region() == WEST
-        first_decisions = decisions_logged(first, namespace)
+        # The second operator did not decide it again; it moved the traffic once.
         second_decisions = decisions_logged(second, namespace)
-        assert any(line.startswith("failover FailingOver:") for line in first_decisions), first_decisions
         assert not any(line.startswith("failover FailingOver:") for line in second_decisions), (
             second_decisions
         )
         assert sum(line.startswith("failover FailedOver:") for line in second_decisions) == 1
         wait_until(lambda: dsd.event_count("FailedOver") == 1, 30, "the FailedOver event")
-        assert dsd.event_count("FailingOver") == 1
+        # The first operator may have been killed between its status write and its event: never two.
+        assert dsd.event_count("FailingOver") <= 1
 
 
 def _acting(operator: OperatorProcess) -> bool:

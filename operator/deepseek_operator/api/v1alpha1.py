@@ -1243,8 +1243,8 @@ class RegionHealth(ApiModel):
     message: str | None = Field(default=None, max_length=4096, description="What the last check found.")
     last_probe_time: datetime | None = Field(
         default=None,
-        description="When the region was last checked (written when its health changes, else at most "
-        "every 30 seconds).",
+        description="When the region was last checked, as written: status is written when a region's "
+        "health changes, else every 5 minutes (a write per check would keep the object busy).",
     )
     last_transition_time: datetime | None = Field(default=None, description="When state last changed.")
 

@@ -68,8 +68,11 @@ log = logging.getLogger("deepseek_operator.failover")
 
 PROBE_ADDRESS_ANNOTATION_ENV = "DEEPSEEK_OPERATOR_PROBE_ADDRESS_ANNOTATION"
 EVENT_COMPONENT = "deepseek-operator"
-# status.failover is rewritten when something in it changes, else at least this often (lastProbeTime).
-HEARTBEAT_SECONDS = 30.0
+# status.failover is written when something in it changes, else this often (to refresh lastProbeTime).
+# Not more often: every status write is a watch event that resets the `idle` of kopf's resync timer
+# (handlers.resync runs only once an object went RESYNC_SECONDS without a change), and at 500
+# deployments a write per deployment per interval would load the API server for nothing.
+HEARTBEAT_SECONDS = 300.0
 # Objects due within this much of each other are checked together.
 TICK_SLACK_SECONDS = 0.05
 MAX_CONCURRENT_PROBES = 64
@@ -563,7 +566,8 @@ class FailoverController:
         )
         changed = _material(new) != _material(old) or _comparable(conditions) != _comparable(owned_before)
         reconciled = False
-        if changed or self.clock() - watched.written_at >= HEARTBEAT_SECONDS:
+        heartbeat = decision.status.regions and self.clock() - watched.written_at >= HEARTBEAT_SECONDS
+        if changed or heartbeat:
             try:
                 await self._in_thread(
                     self.kube().apply_failover_status,
