@@ -36,6 +36,7 @@ from deepseek_operator.api import (
     FAILOVER_ACKNOWLEDGED_ANNOTATION,
     METRIC_SIGNALS,
     DeepSeekDeploymentSpec,
+    FailoverRecord,
     FailoverSignal,
     FailoverStatus,
 )
@@ -612,16 +613,17 @@ class FailoverController:
         if last.to_region != decided.active_region or not watched.registered:
             return
         if not reconciled:
+            # Recorded already, and kopf's view of the object lags behind? Then there is nothing to do.
+            if self._recorded(await self._read(watched), last) is not False:
+                return
             await self._reconcile(watched)
         switched = self.wall()
-        fresh = await self._in_thread(self.kube().read_deepseek_deployment, watched.namespace, watched.name)
-        if fresh is None:
+        fresh = await self._read(watched)
+        if fresh is None or self._recorded(fresh, last) is not False:
             return
         current = _previous(fresh.get("status") or {})
-        if current is None or current.last_failover is None or current.last_failover.switched_at is not None:
-            return
-        if current.last_failover.decided_at != last.decided_at:
-            return
+        assert current is not None
+        assert current.last_failover is not None
         detected = current.last_failover.detected_at or current.last_failover.decided_at or switched
         duration_ms = max(0, round((switched - detected).total_seconds() * 1000))
         updated = current.model_copy(
@@ -668,6 +670,27 @@ class FailoverController:
             duration_ms,
             _timestamp(switched),
         )
+
+    async def _read(self, watched: Watched) -> dict[str, Any] | None:
+        found: dict[str, Any] | None = await self._in_thread(
+            self.kube().read_deepseek_deployment, watched.namespace, watched.name
+        )
+        return found
+
+    @staticmethod
+    def _recorded(fresh: Mapping[str, Any] | None, last: FailoverRecord) -> bool | None:
+        """Whether the switch `last` has its switchedAt in the object; None when the object is gone or
+        records another switch."""
+        if fresh is None:
+            return None
+        current = _previous(fresh.get("status") or {})
+        if (
+            current is None
+            or current.last_failover is None
+            or current.last_failover.decided_at != last.decided_at
+        ):
+            return None
+        return current.last_failover.switched_at is not None
 
     async def _post_event(self, body: Mapping[str, Any], event_type: str, reason: str, message: str) -> None:
         try:
