@@ -42,6 +42,14 @@ DEV_OVERLAY: dict[str, Any] = {
         "scaleDown": {"stabilizationWindowSeconds": 30, "maxPodsPerPeriod": 2, "periodSeconds": 30},
     },
     "rollout": {"drainSeconds": 5},
+    # Failover you can watch: checks every second, and back to us-east on restore (the sample's
+    # production settings: every 10 s, failback Manual).
+    "failover": {
+        "probeIntervalSeconds": 1,
+        "failback": "Auto",
+        "minActiveSeconds": 10,
+        "successThreshold": 3,
+    },
 }
 # A bounded load through the front Service (loopback): 48 clients for 2 minutes at most.
 LOAD_WORKERS, LOAD_SECONDS = 48, 120
@@ -68,6 +76,15 @@ def is_ready(api: Any, name: str) -> bool:
         "serving.deepseek-operator.io", "v1alpha1", NAMESPACE, "deepseekdeployments", name
     )
     return is_ready_for_its_generation(found)
+
+
+def dev_sample(sample_file: Path, prometheus_url: str) -> dict[str, Any]:
+    """The sample as `make dev` applies it: `DEV_OVERLAY`, and the cluster's Prometheus for the failover
+    controller's error and latency signals."""
+    sample: dict[str, Any] = yaml.safe_load(sample_file.read_text())
+    sample["spec"] = overlay(sample["spec"], DEV_OVERLAY)
+    sample["spec"]["monitoring"]["prometheusUrl"] = prometheus_url
+    return sample
 
 
 def send_load(workdir: Path, sample_file: Path) -> int:
@@ -125,8 +142,7 @@ def main() -> int:
         log_path = args.dir.resolve() / "operator.log"
         with OperatorProcess(cluster.kubeconfig, log_path, monitored_by=cluster) as operator:
             say(f"operator running (log: {log_path}, metrics: http://{operator.metrics_address}/metrics)")
-            sample = yaml.safe_load(args.sample.read_text())
-            sample["spec"] = overlay(sample["spec"], DEV_OVERLAY)
+            sample = dev_sample(args.sample, cluster.prometheus_url)
             name = sample["metadata"]["name"]
             live_sample = args.dir.resolve() / "sample.yaml"
             live_sample.write_text(yaml.safe_dump(sample))
@@ -159,6 +175,9 @@ def main() -> int:
             say(f"watch it scale: kubectl get hpa,dsd -n {NAMESPACE} -w")
             say(f"load it (bounded: {LOAD_WORKERS} clients, {LOAD_SECONDS}s), in another shell: make load")
             say(f"try: PYTHONPATH=e2e python -m localcluster --dir {args.dir} fail-region us-east")
+            say(
+                f"and watch the failover: kubectl get dsd -n {NAMESPACE} -w   # ACTIVE; -o yaml: status.failover"
+            )
             say("Ctrl-C stops the operator and the cluster")
             try:
                 while operator.process is not None and operator.process.poll() is None:

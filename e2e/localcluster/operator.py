@@ -16,6 +16,7 @@ import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from localcluster.addresses import LOOPBACK_ADDRESS_ANNOTATION
 from localcluster.cluster import LocalCluster, free_port
 from localcluster.crds import apply_crd
 from localcluster.waiting import wait_until
@@ -38,9 +39,17 @@ def install_crd_and_priority_classes(api_client: client.ApiClient) -> None:
                 raise
 
 
+# The operator runs on this machine, outside the pod network: it probes each pod's engine at the loopback
+# address the pod runtime records on the pod, never at the pod IP (which belongs to nobody).
+PROBE_ADDRESS_ARGUMENT = f"--probe-address-annotation={LOOPBACK_ADDRESS_ANNOTATION}"
+
+
 @dataclass
 class OperatorProcess:
-    """`deepseek-operator` as a child process against a kubeconfig; its log goes to `log_path`."""
+    """`deepseek-operator` as a child process against a kubeconfig; its log goes to `log_path`.
+
+    It always gets `--probe-address-annotation` with the pod runtime's loopback annotation (the failover
+    controller's engine probes stay on loopback)."""
 
     kubeconfig: Path
     log_path: Path
@@ -66,7 +75,14 @@ class OperatorProcess:
         self._log = self.log_path.open("ab")
         self.liveness_url = f"http://127.0.0.1:{free_port()}/healthz"
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "deepseek_operator", f"--liveness={self.liveness_url}", *self.extra_args],
+            [
+                sys.executable,
+                "-m",
+                "deepseek_operator",
+                f"--liveness={self.liveness_url}",
+                PROBE_ADDRESS_ARGUMENT,
+                *self.extra_args,
+            ],
             env=env,
             stdout=self._log,
             stderr=subprocess.STDOUT,

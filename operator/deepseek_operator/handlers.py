@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,12 +12,14 @@ import kopf
 import deepseek_operator.indexes  # noqa: F401 - registers the controllers' pod and node indexes with kopf
 from deepseek_operator import metrics
 from deepseek_operator.api import GROUP, PLURAL, VERSION
+from deepseek_operator.failover.controller import PROBE_ADDRESS_ANNOTATION_ENV, FailoverController
 from deepseek_operator.kube import ChildRef, Kube, load_api_client
 from deepseek_operator.reconcile import InvalidSpecError, forget, reconcile
 from deepseek_operator.render.labels import DEPLOYMENT_LABEL, MANAGED_BY
 
 RESYNC_SECONDS = 60.0
 _kube: Kube | None = None
+_failover: FailoverController | None = None
 
 
 def kube() -> Kube:
@@ -24,6 +27,18 @@ def kube() -> Kube:
     if _kube is None:
         _kube = Kube(load_api_client())
     return _kube
+
+
+def failover_controller() -> FailoverController:
+    """The process's one failover loop (see `failover.controller`)."""
+    global _failover
+    if _failover is None:
+        _failover = FailoverController(
+            kube=kube,
+            reconcile=reconcile,
+            probe_annotation=os.environ.get(PROBE_ADDRESS_ANNOTATION_ENV) or None,
+        )
+    return _failover
 
 
 @kopf.on.startup()
@@ -83,6 +98,34 @@ def resync(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
         reconcile(kube(), body.metadata["namespace"], body.metadata["name"], logger)
     except InvalidSpecError:
         return  # already reported by the spec handler; nothing to converge
+
+
+@kopf.daemon(GROUP, VERSION, PLURAL, id="failover", cancellation_timeout=5.0)
+async def failover_daemon(
+    body: kopf.Body, logger: kopf.Logger, stopped: kopf.DaemonStopped, **kwargs: Any
+) -> None:
+    """While it runs, this operator replica checks the object's regions and fails it over.
+
+    It only registers the object (kopf's live view of it, and the pod and node indexes) with the
+    process's one failover loop, which checks every registered object at its own probeIntervalSeconds
+    with shared PromQL queries. kopf stops every daemon when the object is deleted and when peering pauses
+    this replica (another one has the higher priority): the object is then unregistered, so only the
+    active replica ever checks, decides and writes. See `failover.controller`.
+    """
+    controller = failover_controller()
+    metadata = body["metadata"]
+    # kopf passes its indexes by name (indexes.inference_pods, indexes.nodes).
+    controller.register(body, logger, kwargs["inference_pods"], kwargs["nodes"])
+    try:
+        await stopped.wait()
+    finally:
+        controller.unregister(metadata["namespace"], metadata["name"])
+
+
+@kopf.on.cleanup()
+async def stop_failover_checks(**_: Any) -> None:
+    if _failover is not None:
+        await _failover.close()
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)

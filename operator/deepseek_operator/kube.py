@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, cast
 
 from kubernetes import client, config
@@ -20,6 +21,12 @@ from deepseek_operator.api import API_VERSION, GROUP, KIND, PLURAL, VERSION
 from deepseek_operator.render.labels import DEPLOYMENT_LABEL
 
 FIELD_MANAGER = "deepseek-operator"
+# The failover controller writes status.failover and its two conditions under a field manager of its own.
+# Server-side apply removes the fields a manager stops sending: with one manager, the reconcile's status
+# apply (which does not send status.failover) would delete the failover state, and the failover
+# controller's apply (which does not send activeRegion, regions, Ready...) would delete the reconcile's.
+# Two managers each own only what they send, and each always sends all of it.
+FAILOVER_FIELD_MANAGER = "deepseek-operator-failover"
 REDISCOVERY_SECONDS = 60.0
 
 # Kinds the operator may create as children, in the order they are pruned (dependents first).
@@ -217,6 +224,65 @@ class Kube:
                     f"{namespace}/{name} changed while its status was computed"
                 ) from error
             raise
+
+    def apply_failover_status(
+        self,
+        namespace: str,
+        name: str,
+        failover: Mapping[str, Any],
+        conditions: list[Mapping[str, Any]],
+        resource_version: str,
+    ) -> dict[str, Any]:
+        """Server-side apply of status.failover and the failover conditions (FAILOVER_FIELD_MANAGER),
+        refused (StatusConflictError) when the object changed since `resource_version`; the object after."""
+        body = {
+            "apiVersion": API_VERSION,
+            "kind": KIND,
+            "metadata": {"name": name, "resourceVersion": resource_version},
+            "status": {"failover": dict(failover), "conditions": list(conditions)},
+        }
+        resource = self._resource(API_VERSION, KIND)
+        try:
+            result = resource.status.server_side_apply(
+                body=body,
+                name=name,
+                namespace=namespace,
+                field_manager=FAILOVER_FIELD_MANAGER,
+                force_conflicts=True,
+            )
+        except ApiException as error:
+            if error.status == 409:
+                raise StatusConflictError(f"{namespace}/{name} changed since it was read") from error
+            raise
+        applied: dict[str, Any] = result.to_dict()
+        return applied
+
+    def post_event(
+        self, involved: Mapping[str, Any], event_type: str, reason: str, message: str, component: str
+    ) -> None:
+        """A core/v1 Event about a DeepSeekDeployment (as kopf posts its own)."""
+        metadata = involved["metadata"]
+        now = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+        event = {
+            "metadata": {"generateName": f"{metadata['name']}.", "namespace": metadata["namespace"]},
+            "involvedObject": {
+                "apiVersion": API_VERSION,
+                "kind": KIND,
+                "name": metadata["name"],
+                "namespace": metadata["namespace"],
+                "uid": metadata.get("uid"),
+            },
+            "type": event_type,
+            "reason": reason,
+            "message": message[:1024],
+            "source": {"component": component},
+            "reportingComponent": component,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        core: Any = client.CoreV1Api(self.api_client)
+        core.create_namespaced_event(metadata["namespace"], event)
 
 
 def adopt(obj: Mapping[str, Any], owner: Mapping[str, Any]) -> dict[str, Any]:

@@ -43,6 +43,32 @@ ACTIVE_REGION = Gauge(
     "1 for the region that takes traffic, 0 for the others.",
     ["namespace", "name", "region"],
 )
+FAILOVERS = Counter(
+    "deepseek_operator_failovers",
+    "Switches of the traffic to another region, by reason (the failing signal, or Failback).",
+    ["namespace", "name", "from_region", "to_region", "reason"],
+)
+REGION_HEALTH = Gauge(
+    "deepseek_operator_region_health",
+    "1 for the health state the failover controller gives a region (Healthy, Unhealthy, Unknown), 0 for the others.",
+    ["namespace", "name", "region", "state"],
+)
+SWITCH_SECONDS = Histogram(
+    "deepseek_operator_failover_switch_duration_seconds",
+    "From a region's first failed check (a failback: its decision) to the front Service selecting the new region.",
+    ["reason"],
+    buckets=(0.5, 1, 2, 3, 4, 5, 7.5, 10, 15, 20, 30, 60, 120, 300),
+)
+PROMETHEUS_QUERIES = Counter(
+    "deepseek_operator_failover_prometheus_queries",
+    "PromQL queries of the failover controller's metric signals (one per distinct query per check interval).",
+    ["result"],
+)
+ENGINE_PROBES = Counter(
+    "deepseek_operator_failover_engine_probes",
+    "GET /health probes of inference pods by the failover controller, by outcome (pass, fail, unknown).",
+    ["outcome"],
+)
 
 
 GaugeSeries = tuple[Gauge, tuple[str, ...]]
@@ -50,6 +76,8 @@ CounterSeries = tuple[Counter, tuple[str, ...]]
 _lock = threading.Lock()
 # Per DeepSeekDeployment (namespace, name): the gauge series its last status set, and its counter series.
 _gauges: dict[tuple[str, str], set[GaugeSeries]] = {}
+# The failover controller's gauges, per DeepSeekDeployment (written apart from the reconcile's).
+_failover_gauges: dict[tuple[str, str], set[GaugeSeries]] = {}
 _counters: defaultdict[tuple[str, str], set[CounterSeries]] = defaultdict(set)
 
 
@@ -73,6 +101,38 @@ def record_status(namespace: str, name: str, status: DeepSeekDeploymentStatus) -
         _gauges[key] = set(values)
 
 
+def record_region_health(namespace: str, name: str, states: dict[str, str]) -> None:
+    """Region -> health state (Healthy, Unhealthy, Unknown) of one DeepSeekDeployment; regions it no
+    longer has lose their series."""
+    values: dict[GaugeSeries, float] = {}
+    for region, state in states.items():
+        for candidate in ("Healthy", "Unhealthy", "Unknown"):
+            values[(REGION_HEALTH, (namespace, name, region, candidate))] = 1 if candidate == state else 0
+    key = (namespace, name)
+    with _lock:
+        for metric, labels in _failover_gauges.get(key, set()) - values.keys():
+            metric.remove(*labels)
+        for (metric, labels), value in values.items():
+            metric.labels(*labels).set(value)
+        _failover_gauges[key] = set(values)
+
+
+def count_failover(
+    namespace: str, name: str, from_region: str, to_region: str, reason: str, seconds: float | None
+) -> None:
+    _increment(FAILOVERS, (namespace, name, from_region, to_region, reason))
+    if seconds is not None:
+        SWITCH_SECONDS.labels(reason).observe(seconds)
+
+
+def count_prometheus_query(result: str) -> None:
+    PROMETHEUS_QUERIES.labels(result).inc()
+
+
+def count_engine_probe(outcome: str) -> None:
+    ENGINE_PROBES.labels(outcome).inc()
+
+
 def count_reconcile(namespace: str, name: str, result: str) -> None:
     _increment(RECONCILES, (namespace, name, result))
 
@@ -81,10 +141,10 @@ def count_pruned(namespace: str, name: str, kind: str) -> None:
     _increment(CHILDREN_PRUNED, (namespace, name, kind))
 
 
-def _increment(counter: Counter, labels: tuple[str, str, str]) -> None:
+def _increment(counter: Counter, labels: tuple[str, ...]) -> None:
     with _lock:
         counter.labels(*labels).inc()
-        _counters[labels[:2]].add((counter, labels))
+        _counters[(labels[0], labels[1])].add((counter, labels))
 
 
 def forget(namespace: str, name: str) -> None:
@@ -92,7 +152,7 @@ def forget(namespace: str, name: str) -> None:
     gauge left behind would keep its last value, and alerts on it firing, until the operator restarts)."""
     key = (namespace, name)
     with _lock:
-        for gauge, labels in _gauges.pop(key, set()):
+        for gauge, labels in _gauges.pop(key, set()) | _failover_gauges.pop(key, set()):
             gauge.remove(*labels)
         for counter, labels in _counters.pop(key, set()):
             counter.remove(*labels)

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from deepseek_operator.api import DeepSeekDeploymentSpec
+from deepseek_operator.api import DeepSeekDeploymentSpec, FailoverPhase
 from deepseek_operator.render.replicas import NO_ADJUSTMENTS, ReplicaAdjustments, resolve_active_region
 
 
@@ -34,13 +34,31 @@ def placement_from_status(spec: DeepSeekDeploymentSpec, status: Mapping[str, Any
     )
 
 
+# Phases in which the failover controller raises its target before the traffic moves (make before break).
+_RAISING_PHASES = {FailoverPhase.FAILING_OVER.value, FailoverPhase.FAILING_BACK.value}
+
+
 def failover_routing(spec: DeepSeekDeploymentSpec, status: Mapping[str, Any]) -> tuple[str, frozenset[str]]:
     """The region that takes traffic, and the regions raised to the full replica count.
 
-    No failover controller records a decision yet: the spec's Active region, nothing raised.
+    From `status.failover` (the failover controller's decisions): its activeRegion, and during
+    FailingOver/FailingBack its targetRegion, raised to spec.replicas before the traffic moves. The spec
+    wins whenever the record does not describe it: failover disabled or one region, a record made for
+    another Active region (a person changed spec.regions: the traffic follows the spec at once), or a
+    region that is no longer in the spec.
     """
-    del status
-    return resolve_active_region(spec), frozenset()
+    home = resolve_active_region(spec)
+    if not spec.failover.enabled or len(spec.regions) < 2:
+        return home, frozenset()
+    failover = status.get("failover") or {}
+    names = {region.name for region in spec.regions}
+    active = failover.get("activeRegion")
+    if failover.get("homeRegion") != home or active not in names:
+        return home, frozenset()
+    target = failover.get("targetRegion")
+    if failover.get("phase") in _RAISING_PHASES and target in names and target != active:
+        return str(active), frozenset({str(target)})
+    return str(active), frozenset()
 
 
 def spot_adjustments(

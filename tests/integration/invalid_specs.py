@@ -29,7 +29,7 @@ class InvalidSpec(TypedDict):
 
 
 def base_spec() -> dict[str, Any]:
-    """A small valid spec: two regions (failover is on by default and needs a standby)."""
+    """A small valid spec: two regions, so that failover has a standby."""
     return {
         "model": {"name": "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B"},
         "regions": [
@@ -186,9 +186,9 @@ INVALID_SPECS: Final[tuple[InvalidSpec, ...]] = (
         "Required value",
     ),
     _case(
-        "failover-without-standby",
-        _ONE_REGION,
-        "spec.failover.enabled needs at least one region with role Standby",
+        "metric-signal-without-prometheus",
+        {"failover": {"signals": ["NodesNotReady", "ErrorRate"]}},
+        "ErrorRate, Latency and TimeToFirstToken need spec.monitoring.prometheusUrl",
     ),
     _case("negative-replicas", {"replicas": -1}, "should be greater than or equal to 0"),
     # spec.autoscaling
@@ -210,6 +210,11 @@ INVALID_SPECS: Final[tuple[InvalidSpec, ...]] = (
     # spec.failover
     _case("failover-signal-unknown", {"failover": {"signals": ["Vibes"]}}, 'Unsupported value: "Vibes"'),
     _case("failover-no-signals", {"failover": {"signals": []}}, "should have at least 1 items"),
+    _case(
+        "metrics-window-not-a-duration",
+        {"failover": {"metricsWindow": "a minute"}},
+        "spec.failover.metricsWindow in body should match",
+    ),
     # spec.spot
     _case(
         "spot-custom-missing",
@@ -253,6 +258,8 @@ INVALID_SPECS: Final[tuple[InvalidSpec, ...]] = (
 VALID_OBJECTS: Final[tuple[dict[str, Any], ...]] = (
     dsd("minimal"),
     dsd("single-region", {**_ONE_REGION, "failover": {"enabled": False}}),
+    # A single region needs no failover section (failover.enabled defaults to true).
+    dsd("single-region-defaults", _ONE_REGION),
     dsd(
         "everything",
         {
@@ -287,6 +294,32 @@ VALID_OBJECTS: Final[tuple[dict[str, Any], ...]] = (
                     "spotValue": "spot",
                     "spotTaint": {"key": "example.com/spot"},
                 },
+            },
+            "failover": {
+                "probeIntervalSeconds": 5,
+                "failureThreshold": 4,
+                "successThreshold": 8,
+                "signals": [
+                    "NodesNotReady",
+                    "PodsNotReady",
+                    "EngineUnhealthy",
+                    "ErrorRate",
+                    "Latency",
+                    "TimeToFirstToken",
+                ],
+                "minReadyReplicas": 2,
+                "errorRatePercent": 2,
+                "p99LatencyMilliseconds": 30000,
+                "p99TimeToFirstTokenMilliseconds": 2000,
+                "metricsWindow": "2m",
+                "queries": {
+                    "errorRate": "sum by ({{ by }}) (rate(my_errors_total{ {{ selector }} }[{{ window }}]))"
+                },
+                "standbyWarmReplicas": 2,
+                "failback": "Auto",
+                "minActiveSeconds": 900,
+                "maxSwitchesPerHour": 2,
+                "switchTimeoutSeconds": 120,
             },
             "service": {"type": "LoadBalancer", "port": 80},
             "monitoring": {

@@ -105,7 +105,17 @@ def test_minimal_spec_gets_every_default() -> None:
     failover = spec.failover
     assert failover.enabled
     assert (failover.probe_interval_seconds, failover.failure_threshold) == (10, 3)
-    assert failover.signals == (FailoverSignal.NODES_NOT_READY, FailoverSignal.PODS_NOT_READY)
+    assert failover.signals == (
+        FailoverSignal.NODES_NOT_READY,
+        FailoverSignal.PODS_NOT_READY,
+        FailoverSignal.ENGINE_UNHEALTHY,
+    )
+    assert (failover.success_threshold, failover.min_ready_replicas, failover.min_active_seconds) == (
+        6,
+        1,
+        300,
+    )
+    assert (failover.max_switches_per_hour, failover.switch_timeout_seconds) == (3, 60)
     assert failover.standby_warm_replicas == 1
     assert failover.failback is FailbackMode.MANUAL
     spot = spec.spot
@@ -206,8 +216,8 @@ def test_rollout_rejects_other_values(value: int | str) -> None:
             r"spec.resources.gpusPerReplica \(6\) must be a multiple of spec.engine.tensorParallelSize \(4\)",
         ),
         (
-            {"regions": [{"name": "a", "role": "Active"}]},
-            "spec.failover.enabled needs at least one region with role Standby",
+            {"failover": {"signals": ["PodsNotReady", "Latency"]}},
+            "ErrorRate, Latency and TimeToFirstToken need spec.monitoring.prometheusUrl",
         ),
         ({"autoscaling": {"enabled": True, "provider": "keda"}}, "needs spec.monitoring.prometheusUrl"),
         (
@@ -247,6 +257,20 @@ def test_keda_with_prometheus_and_scale_to_zero_is_valid() -> None:
 def test_single_region_without_failover_is_valid() -> None:
     spec = parse(regions=[{"name": "eu-west-1", "role": "Active"}], failover={"enabled": False})
     assert spec.active_region_name == "eu-west-1"
+
+
+def test_single_region_needs_no_failover_section() -> None:
+    """failover.enabled defaults to true; one region simply has nowhere to fail over to (status says so)."""
+    spec = parse(regions=[{"name": "eu-west-1", "role": "Active"}])
+    assert spec.failover.enabled
+
+
+def test_metric_signals_with_a_prometheus_are_valid() -> None:
+    spec = parse(
+        failover={"signals": ["ErrorRate", "Latency", "TimeToFirstToken"]},
+        monitoring={"prometheusUrl": "http://prometheus:9090"},
+    )
+    assert FailoverSignal.TIME_TO_FIRST_TOKEN in spec.failover.signals
 
 
 def test_active_region_name_is_the_active_one_wherever_it_is_listed() -> None:

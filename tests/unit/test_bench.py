@@ -84,3 +84,43 @@ def test_requests_per_second_divides_finished_requests_by_the_elapsed_time(throu
     assert summary["requests_per_second"] == 4.0
     assert (summary["requests"], summary["errors"], summary["elapsed_s"]) == (10, 3, 2.5)
     assert "4.0 req/s (10 requests finished, 3 errors in 2.5 s" in throughput.report(summary)[0]
+
+
+@pytest.fixture(scope="module")
+def failover() -> ModuleType:
+    return load("failover")
+
+
+def test_the_failover_report_prints_each_figure_over_the_runs_with_its_goal(failover: ModuleType) -> None:
+    runs = [
+        failover.Run("outage", decision=2.5, service=3.0, gap=3.2, failed=10, answered=12),
+        failover.Run("outage", decision=2.7, service=3.4, gap=3.6, failed=14, answered=16),
+        failover.Run("outage", decision=2.6, service=3.1, gap=None, failed=12, answered=14),
+    ]
+    text = "\n".join(failover.report(runs, ["outage"]))
+    assert "3 runs per fault kind" in text
+    assert "fault -> decision:                 min  2.50  median  2.60  max  2.70" in text
+    assert "fault -> front Service on eu-west: min  3.00  median  3.10  max  3.40   goal <= 4 s" in text
+    # A run where the client saw no success on one side is left out of the gap, not counted as 0.
+    assert "min  3.20  median  3.40  max  3.60" in text
+    assert "k8gb" in text
+
+
+def test_the_cost_report_states_request_rates_and_what_per_object_probing_would_cost(
+    failover: ModuleType,
+) -> None:
+    figure = failover.Cost(
+        deployments=500,
+        pods=1500,
+        metric_signals=3,
+        queries_per_second=3.0,
+        probes_per_second=500.0,
+        writes_per_second=16.0,
+        check_seconds=0.25,
+    )
+    text = "\n".join(failover.cost_report([figure], 10))
+    assert "500 deployments (1500 pods):    3.0 PromQL queries/s" in text
+    assert "per deployment and signal it would be 1500/s" in text
+    assert "500.0 engine probes/s" in text
+    assert "every pod every second would be 1500/s" in text
+    assert "250 ms" in text

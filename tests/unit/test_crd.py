@@ -206,6 +206,7 @@ def test_list_map_keys_are_required(root: Schema) -> None:
         (".status.conditions", ["type"]),
         (".status.regions", ["name"]),
         (".status.regions[].pools", ["name"]),
+        (".status.failover.regions", ["name"]),
     ]
 
 

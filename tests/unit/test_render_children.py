@@ -188,8 +188,20 @@ def test_the_namespace_is_used_everywhere() -> None:
 CONTROLLER_FIELDS = {
     "failover.probeIntervalSeconds",
     "failover.failureThreshold",
+    "failover.successThreshold",
     "failover.signals",
+    "failover.minReadyReplicas",
+    "failover.errorRatePercent",
+    "failover.p99LatencyMilliseconds",
+    "failover.p99TimeToFirstTokenMilliseconds",
+    "failover.metricsWindow",
+    "failover.queries.errorRate",
+    "failover.queries.latency",
+    "failover.queries.timeToFirstToken",
     "failover.failback",
+    "failover.minActiveSeconds",
+    "failover.maxSwitchesPerHour",
+    "failover.switchTimeoutSeconds",
     "spot.fallback.enabled",
     "spot.fallback.pendingTimeoutSeconds",
 }
@@ -402,8 +414,17 @@ def test_field_changes_the_rendered_children(path: str) -> None:
 @pytest.mark.parametrize(
     "change",
     [
-        {"failover": {"probeIntervalSeconds": 60, "failureThreshold": 10}},
-        {"failover": {"signals": ["ErrorRate"], "failback": "Auto"}},
+        {"failover": {"probeIntervalSeconds": 60, "failureThreshold": 10, "successThreshold": 2}},
+        {
+            "failover": {
+                "signals": ["ErrorRate", "TimeToFirstToken"],
+                "failback": "Auto",
+                "metricsWindow": "30s",
+            },
+            "monitoring": {"prometheusUrl": "http://prometheus:9090"},
+        },
+        {"failover": {"minActiveSeconds": 5, "maxSwitchesPerHour": 9, "switchTimeoutSeconds": 1}},
+        {"failover": {"queries": {"latency": "x"}, "minReadyReplicas": 3, "errorRatePercent": 50}},
         {"spot": {"fallback": {"enabled": False, "pendingTimeoutSeconds": 60}}},
     ],
 )

@@ -52,7 +52,9 @@ def test_service_monitor_scrapes_the_region_services_once() -> None:
     for child in children:
         if child["kind"] == "Service":
             assert [port["name"] for port in child["spec"]["ports"]] == ["http"]
+    # The deployment and region labels group every deployment's series in the failover queries.
     assert monitor["spec"]["podTargetLabels"] == [
+        "serving.deepseek-operator.io/deployment",
         "serving.deepseek-operator.io/region",
         "serving.deepseek-operator.io/pool",
     ]

@@ -249,3 +249,13 @@ async def test_sglang_dialect_has_no_http_request_counter() -> None:
             pass
         samples = await scrape(session, base_url)
     assert not [name for name, _ in samples if name.startswith("http_requests")]
+
+
+async def test_every_answer_names_the_instance_that_gave_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pod name (HOSTNAME) in X-Served-By: a client behind a Service sees which region answered."""
+    monkeypatch.setenv("HOSTNAME", "r1-us-east-on-demand-abc-123")
+    async with running_simulator(**FAST) as (_s, base_url), aiohttp.ClientSession() as session:
+        async with session.post(f"{base_url}/v1/completions", json=completion_body(1)) as response:
+            assert response.headers["X-Served-By"] == "r1-us-east-on-demand-abc-123"
+        async with session.get(f"{base_url}/health") as response:
+            assert response.headers["X-Served-By"] == "r1-us-east-on-demand-abc-123"

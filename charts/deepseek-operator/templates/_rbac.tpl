@@ -31,11 +31,13 @@ objects; no `get` where the operator only lists or applies, no `watch` on kinds 
 {{/* Namespaced resources: in the ClusterRole, or in a Role per watched namespace with rbac.namespaced. */}}
 {{- define "deepseek-operator.rbac.namespacedRules" -}}
 # DeepSeekDeployments: kopf lists and watches them and patches its progress annotations and finalizer;
-# reconcile.reconcile reads each one (get) under its lock before acting on it.
+# reconcile.reconcile reads each one (get) under its lock before acting on it, and the failover controller
+# reads one (get) after it moved its traffic.
 - apiGroups: [serving.deepseek-operator.io]
   resources: [deepseekdeployments]
   verbs: [get, list, watch, patch]
-# kube.Kube.apply_status: server-side apply (patch) to the status subresource; it never reads it.
+# kube.Kube.apply_status and kube.Kube.apply_failover_status (the failover controller, its own field
+# manager): server-side apply (patch) to the status subresource; they never read it.
 - apiGroups: [serving.deepseek-operator.io]
   resources: [deepseekdeployments/status]
   verbs: [patch]
@@ -62,11 +64,13 @@ objects; no `get` where the operator only lists or applies, no `watch` on kinds 
 - apiGroups: [monitoring.coreos.com]
   resources: [servicemonitors, prometheusrules]
   verbs: [list, create, patch, delete]
-# indexes.inference_pods: the pods of the inference Deployments, for the controllers (read only).
+# indexes.inference_pods: the pods of the inference Deployments, for the controllers (read only; the
+# failover controller probes their engines over HTTP, GET /health, which needs no permission).
 - apiGroups: [""]
   resources: [pods]
   verbs: [list, watch]
-# kopf posts Events (warnings and errors) about DeepSeekDeployments; it never updates them.
+# kopf posts Events (warnings and errors) about DeepSeekDeployments, and the failover controller one per
+# decision (kube.Kube.post_event); neither updates them.
 - apiGroups: [""]
   resources: [events]
   verbs: [create]

@@ -16,7 +16,9 @@ import dataclasses
 import json
 import logging
 import math
+import os
 import random
+import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -33,6 +35,8 @@ log = logging.getLogger("deepseek_simulator")
 # Streaming wakes up at most this often per sequence and sends every token that came due, so a
 # very fast simulated decode costs a bounded number of event-loop wake-ups.
 MIN_STREAM_TICK_SECONDS: Final = 0.005
+# Response header naming the instance (pod) that answered.
+SERVED_BY_HEADER: Final = "X-Served-By"
 # Rough chat-template overhead per message, as real tokenizers add role markers.
 TOKENS_PER_CHAT_MESSAGE: Final = 4
 CHARACTERS_PER_TOKEN: Final = 4
@@ -220,6 +224,7 @@ class SimulatorServer:
         self._ready_at = clock() + config.startup_delay_s
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
+        self._instance = os.environ.get("HOSTNAME") or socket.gethostname()
         self.metrics.track_kv_usage(self.kv_cache_usage)
         self.app = self._build_app()
 
@@ -325,6 +330,7 @@ class SimulatorServer:
 
     def _build_app(self) -> web.Application:
         app = web.Application(middlewares=[self._count_http_requests])
+        app.on_response_prepare.append(self._identify)
         app.router.add_get("/health", self._handle_health)
         app.router.add_get("/metrics", self._handle_metrics)
         app.router.add_get("/v1/models", self._handle_models)
@@ -333,6 +339,11 @@ class SimulatorServer:
         app.router.add_get("/admin/faults", self._handle_get_faults)
         app.router.add_put("/admin/faults", self._handle_put_faults)
         return app
+
+    async def _identify(self, _request: web.Request, response: web.StreamResponse) -> None:
+        """Every answer names the instance that gave it (the pod name, from HOSTNAME), so a test client
+        behind a Service knows which pod, and so which region, answered each request."""
+        response.headers[SERVED_BY_HEADER] = self._instance
 
     @web.middleware
     async def _count_http_requests(

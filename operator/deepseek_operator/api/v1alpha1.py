@@ -37,17 +37,16 @@ MAX_REGIONS = 8
 
 DEFAULT_IMAGE_REPOSITORY = "ghcr.io/deepseek-operator/inference"
 
-# Settings whose controllers are not in this release (region failover, spot fallback): the API accepts,
-# validates and stores them, and their descriptions (what `kubectl explain` shows) say so. When a
-# controller lands, drop the sentence from the fields it acts on.
-NO_FAILOVER_CONTROLLER = (
-    "Not implemented yet: this release has no failover controller, so this setting is validated and "
-    "stored but nothing acts on it."
-)
+# Settings whose controller is not in this release (spot fallback): the API accepts, validates and
+# stores them, and their descriptions (what `kubectl explain` shows) say so. When the controller lands,
+# drop the sentence from the fields it acts on.
 NO_SPOT_FALLBACK_CONTROLLER = (
     "Not implemented yet: this release has no spot-fallback controller, so this setting is validated "
     "and stored but nothing acts on it."
 )
+# The annotation a person sets to acknowledge the switches so far, once failover.maxSwitchesPerHour has
+# stopped automatic switching: its value is status.failover.failoverCount.
+FAILOVER_ACKNOWLEDGED_ANNOTATION = f"{GROUP}/failover-acknowledged"
 DEFAULT_IMAGE_MODEL_PATH = "/opt/model"
 PVC_MODEL_MOUNT_PATH = "/mnt/model"
 
@@ -145,9 +144,9 @@ MSG_ROLLOUT_STUCK = (
 MSG_GPUS_NOT_MULTIPLE_OF_TP = (
     "spec.resources.gpusPerReplica must be a multiple of spec.engine.tensorParallelSize"
 )
-MSG_FAILOVER_NEEDS_STANDBY = (
-    "spec.failover.enabled needs at least one region with role Standby in spec.regions "
-    "(add one, or set spec.failover.enabled to false)"
+MSG_METRIC_SIGNALS_NEED_PROMETHEUS = (
+    "spec.failover.signals ErrorRate, Latency and TimeToFirstToken need spec.monitoring.prometheusUrl "
+    "(the Prometheus the failover controller queries)"
 )
 MSG_KEDA_NEEDS_PROMETHEUS = (
     "spec.autoscaling.provider keda needs spec.monitoring.prometheusUrl (the Prometheus that KEDA queries)"
@@ -266,10 +265,18 @@ class AutoscalingProvider(StrEnum):
 
 
 class FailoverSignal(StrEnum):
+    """What can make a region's health check fail (``failover.signals``)."""
+
     NODES_NOT_READY = "NodesNotReady"
     PODS_NOT_READY = "PodsNotReady"
+    ENGINE_UNHEALTHY = "EngineUnhealthy"
     ERROR_RATE = "ErrorRate"
     LATENCY = "Latency"
+    TIME_TO_FIRST_TOKEN = "TimeToFirstToken"  # noqa: S105 (a signal name, not a secret)
+
+
+# Signals read from Prometheus (the others come from the API server's view and from HTTP probes).
+METRIC_SIGNALS = (FailoverSignal.ERROR_RATE, FailoverSignal.LATENCY, FailoverSignal.TIME_TO_FIRST_TOKEN)
 
 
 class FailbackMode(StrEnum):
@@ -323,6 +330,31 @@ class ConditionType(StrEnum):
     READY = "Ready"
     PROGRESSING = "Progressing"
     DEGRADED = "Degraded"
+    # Written by the failover controller (its own field manager).
+    FAILOVER_READY = "FailoverReady"
+    SIGNALS_AVAILABLE = "SignalsAvailable"
+
+
+class RegionHealthState(StrEnum):
+    """A region's health as the failover controller judges it from consecutive checks."""
+
+    HEALTHY = "Healthy"
+    UNHEALTHY = "Unhealthy"
+    UNKNOWN = "Unknown"
+
+
+class FailoverPhase(StrEnum):
+    """Where the failover controller stands (``status.failover.phase``)."""
+
+    DISABLED = "Disabled"
+    PENDING = "Pending"
+    HEALTHY = "Healthy"
+    DEGRADED = "Degraded"
+    FAILING_OVER = "FailingOver"
+    FAILED_OVER = "FailedOver"
+    FAILING_BACK = "FailingBack"
+    NO_HEALTHY_TARGET = "NoHealthyTarget"
+    WAITING_FOR_USER = "WaitingForUser"
 
 
 # --------------------------------------------------------------------------------------------
@@ -595,9 +627,11 @@ class RegionSpec(ApiModel):
         "Also part of the child object names.",
     )
     role: RegionRole = Field(
-        description="Active: takes the traffic (the front Service selects its pods) and runs spec.replicas "
-        "replicas. Standby: keeps failover.standbyWarmReplicas warm replicas. Taking over when the active "
-        "region fails is not implemented yet: to move the traffic, make another region Active."
+        description="Active: the home region: it takes the traffic (the front Service selects its pods) "
+        "and runs spec.replicas replicas, unless the failover controller has moved the traffic to a "
+        "standby (status.activeRegion says where it is). Standby: keeps failover.standbyWarmReplicas warm "
+        "replicas and takes over when the Active region fails. Making another region Active moves the "
+        "traffic there at once."
     )
     zones: tuple[LabelValue, ...] = Field(
         default=(),
@@ -700,34 +734,118 @@ class AutoscalingSpec(ApiModel):
 # --------------------------------------------------------------------------------------------
 
 
+class FailoverQueries(ApiModel):
+    """PromQL templates that replace the built-in ones, for a Prometheus that names or labels series
+    differently (jinja2, sandboxed; an unknown variable is an error, shown in the SignalsAvailable
+    condition). Variables: window (failover.metricsWindow), by (the grouping labels), selector (matches
+    every DeepSeekDeployment's series), deployment_label, region_label, namespace, name, model, engine.
+    A query must return one sample per namespace, serving_deepseek_operator_io_deployment and
+    serving_deepseek_operator_io_region label; one query serves every DeepSeekDeployment that renders it
+    to the same text, so a template using namespace or name costs one query per deployment."""
+
+    error_rate: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=4096,
+        description="Ratio (0..1) of failed requests. Built in: vLLM's http_requests_total 5xx over all "
+        "/v1 requests; SGLang's sglang:num_aborted_requests_total over sglang:num_requests_total.",
+    )
+    latency: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=4096,
+        description="p99 end-to-end request latency in seconds. Built in: histogram_quantile(0.99) of "
+        "vllm:e2e_request_latency_seconds (sglang:e2e_request_latency_seconds).",
+    )
+    time_to_first_token: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=4096,
+        description="p99 time to first token in seconds. Built in: histogram_quantile(0.99) of "
+        "vllm:time_to_first_token_seconds (sglang:time_to_first_token_seconds).",
+    )
+
+
 class FailoverSpec(ApiModel):
-    """Standby regions: warm replicas now; moving the traffic when the active region fails, later."""
+    """Region failover: health checks of every region, and moving the traffic to a healthy standby.
+
+    Every probeIntervalSeconds each region is checked with the chosen signals. The region taking the
+    traffic is failed over after failureThreshold consecutive failed checks to the first healthy standby
+    (spec order), make before break: the standby is raised to spec.replicas first. Status shows every
+    step (status.failover, the FailoverReady and SignalsAvailable conditions, events)."""
 
     enabled: bool = Field(
         default=True,
-        description="Keep failover.standbyWarmReplicas warm in each standby region (false: standby regions "
-        "run none). Watching the active region and failing over to a standby is not implemented yet: to "
-        "move the traffic, make another region Active.",
+        description="Check the regions and fail over, and keep standbyWarmReplicas warm in each standby "
+        "region. false: standby regions run no replicas and the traffic stays in the spec's Active region. "
+        "A deployment with one region has nowhere to fail over to (status says so).",
     )
     probe_interval_seconds: int = Field(
         default=10,
         ge=1,
         le=300,
-        description=f"How often the active region's health is to be checked. {NO_FAILOVER_CONTROLLER}",
+        description="How often every region is checked.",
     )
     failure_threshold: int = Field(
         default=3,
         ge=1,
         le=20,
-        description=f"Consecutive failed checks before failing over. {NO_FAILOVER_CONTROLLER}",
+        description="Consecutive failed checks after which a healthy region counts as unhealthy; the "
+        "region taking the traffic is then failed over.",
+    )
+    success_threshold: int = Field(
+        default=6,
+        ge=1,
+        le=60,
+        description="Consecutive passed checks after which a region counts as healthy (again): before "
+        "that it is no failover target and no failback goes to it.",
     )
     signals: tuple[FailoverSignal, ...] = Field(
-        default=(FailoverSignal.NODES_NOT_READY, FailoverSignal.PODS_NOT_READY),
+        default=(
+            FailoverSignal.NODES_NOT_READY,
+            FailoverSignal.PODS_NOT_READY,
+            FailoverSignal.ENGINE_UNHEALTHY,
+        ),
         min_length=1,
-        max_length=4,
+        max_length=6,
         json_schema_extra={"x-kubernetes-list-type": "set"},
-        description="What is to count as a failed check. ErrorRate and Latency need "
-        f"monitoring.prometheusUrl. {NO_FAILOVER_CONTROLLER}",
+        description="What fails a check (any one of them does). NodesNotReady: fewer than minReadyReplicas "
+        "of the region's pods are on Ready nodes (nodes NotReady or gone). PodsNotReady: fewer than "
+        "minReadyReplicas ready pods. EngineUnhealthy: fewer than minReadyReplicas pods answer GET /health "
+        "with 2xx in time (a dead engine behind a live process answers 503); the region taking the traffic "
+        "is probed every check (minReadyReplicas pods in turn, all of them once one fails), a standby only "
+        "when it is about to take the traffic (between, the kubelet's readiness probe watches it through "
+        "PodsNotReady). ErrorRate: more than errorRatePercent of requests fail. Latency: p99 end-to-end "
+        "latency above p99LatencyMilliseconds. TimeToFirstToken: p99 time to first token above "
+        "p99TimeToFirstTokenMilliseconds. The last three query monitoring.prometheusUrl over metricsWindow. "
+        "A signal that cannot be evaluated (Prometheus down, no sample, unknown metric) fails nothing and "
+        "passes nothing: the SignalsAvailable condition says which and why.",
+    )
+    min_ready_replicas: int = Field(
+        default=1,
+        ge=1,
+        description="Replicas a region needs to serve (at most what it is asked to run): the threshold "
+        "of NodesNotReady, PodsNotReady and EngineUnhealthy.",
+    )
+    error_rate_percent: int = Field(
+        default=5, ge=1, le=100, description="ErrorRate fails above this percentage of failed requests."
+    )
+    p99_latency_milliseconds: int = Field(
+        default=60000, ge=1, description="Latency fails when the p99 end-to-end latency is above this."
+    )
+    p99_time_to_first_token_milliseconds: int = Field(
+        default=10000,
+        ge=1,
+        description="TimeToFirstToken fails when the p99 time to first token is above this.",
+    )
+    metrics_window: str = Field(
+        default="1m",
+        pattern=PROMETHEUS_DURATION_PATTERN,
+        description="Range of the rate() under the metric signals, e.g. 1m; at least two scrape intervals.",
+    )
+    queries: FailoverQueries = Field(
+        default_factory=FailoverQueries,
+        description="PromQL templates replacing the built-in ones, per metric signal.",
     )
     standby_warm_replicas: int = Field(
         default=1,
@@ -737,8 +855,32 @@ class FailoverSpec(ApiModel):
     )
     failback: FailbackMode = Field(
         default=FailbackMode.MANUAL,
-        description="Auto: return to the spec's Active region once it is healthy again; "
-        f"Manual: stay until a person changes spec.regions. {NO_FAILOVER_CONTROLLER}",
+        description="Auto: return to the spec's Active region once it has been healthy for "
+        "successThreshold checks and minActiveSeconds have passed. Manual: stay in the region failed over "
+        "to until a person changes the spec: make that region Active in spec.regions (adopt it), or set "
+        "failback to Auto (return once the Active region is healthy).",
+    )
+    min_active_seconds: int = Field(
+        default=300,
+        ge=0,
+        le=86400,
+        description="After a switch, no further switch (failover or failback) for this many seconds.",
+    )
+    max_switches_per_hour: int = Field(
+        default=3,
+        ge=1,
+        le=60,
+        description="Once this many switches happened within an hour, automatic switching stops "
+        "(status.failover.phase WaitingForUser) until a person acknowledges them: kubectl annotate dsd "
+        f"<name> {FAILOVER_ACKNOWLEDGED_ANNOTATION}=<status.failover.failoverCount> --overwrite.",
+    )
+    switch_timeout_seconds: int = Field(
+        default=60,
+        ge=0,
+        le=3600,
+        description="Make before break: the traffic moves once the target region has spec.replicas ready "
+        "replicas, at once when the failing region has no replica left that can serve, and otherwise "
+        "after this many seconds if the target has at least one ready replica.",
     )
 
 
@@ -869,8 +1011,8 @@ class MonitoringSpec(ApiModel):
         max_length=2048,
         pattern=HTTP_URL_PATTERN,
         description="Prometheus base URL (http or https) that the KEDA ScaledObject queries "
-        "(autoscaling.provider keda). The failover ErrorRate and Latency signals are to query it too; "
-        "they are not implemented yet.",
+        "(autoscaling.provider keda) and the failover controller queries for its ErrorRate, Latency and "
+        "TimeToFirstToken signals.",
     )
     service_monitor: ServiceMonitorSpec = Field(
         default_factory=ServiceMonitorSpec, description="ServiceMonitor settings."
@@ -934,8 +1076,9 @@ class DeepSeekDeploymentSpec(ApiModel):
                 ".format([self.resources.gpusPerReplica, self.engine.tensorParallelSize])",
             ),
             cel(
-                "!self.failover.enabled || self.regions.exists(r, r.role == 'Standby')",
-                MSG_FAILOVER_NEEDS_STANDBY,
+                "!self.failover.signals.exists(s, s in ['ErrorRate', 'Latency', 'TimeToFirstToken'])"
+                " || has(self.monitoring.prometheusUrl)",
+                MSG_METRIC_SIGNALS_NEED_PROMETHEUS,
             ),
             cel(
                 "!self.autoscaling.enabled || self.autoscaling.provider != 'keda'"
@@ -974,8 +1117,8 @@ class DeepSeekDeploymentSpec(ApiModel):
     autoscaling: AutoscalingSpec = Field(default_factory=AutoscalingSpec, description="Autoscaling.")
     failover: FailoverSpec = Field(
         default_factory=FailoverSpec,
-        description="Standby regions: their warm replicas. Automatic failover is not implemented yet: "
-        "only standbyWarmReplicas and enabled act in this release.",
+        description="Region failover: health checks, when to move the traffic to a standby region and "
+        "back, and the standby regions' warm replicas.",
     )
     spot: SpotSpec = Field(default_factory=SpotSpec, description="Spot and on-demand capacity.")
     service: ServiceSpec = Field(default_factory=ServiceSpec, description="Services.")
@@ -1000,8 +1143,11 @@ class DeepSeekDeploymentSpec(ApiModel):
                 f"spec.resources.gpusPerReplica ({self.resources.gpus_per_replica}) must be a multiple of "
                 f"spec.engine.tensorParallelSize ({self.engine.tensor_parallel_size})"
             )
-        if self.failover.enabled and not any(r.role is RegionRole.STANDBY for r in self.regions):
-            raise ValueError(MSG_FAILOVER_NEEDS_STANDBY)
+        if (
+            any(signal in METRIC_SIGNALS for signal in self.failover.signals)
+            and self.monitoring.prometheus_url is None
+        ):
+            raise ValueError(MSG_METRIC_SIGNALS_NEED_PROMETHEUS)
         if (
             self.autoscaling.enabled
             and self.autoscaling.provider is AutoscalingProvider.KEDA
@@ -1012,7 +1158,7 @@ class DeepSeekDeploymentSpec(ApiModel):
 
     @property
     def active_region_name(self) -> str:
-        """The region the spec marks Active: in this release, always the one taking traffic."""
+        """The region the spec marks Active (home): the one taking traffic unless a failover moved it."""
         return next(region.name for region in self.regions if region.role is RegionRole.ACTIVE)
 
     @property
@@ -1030,7 +1176,10 @@ class Condition(ApiModel):
     """A condition, shaped like metav1.Condition."""
 
     type: str = Field(
-        min_length=1, max_length=316, description="Condition type: Ready, Progressing or Degraded."
+        min_length=1,
+        max_length=316,
+        description="Condition type: Ready, Progressing, Degraded (the reconcile), FailoverReady or "
+        "SignalsAvailable (the failover controller).",
     )
     status: ConditionStatus = Field(description="True, False or Unknown.")
     reason: str | None = Field(
@@ -1067,6 +1216,118 @@ class RegionStatus(ApiModel):
         max_length=2,
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
         description="Per capacity pool counts.",
+    )
+
+
+class RegionHealth(ApiModel):
+    """One region's health as the failover controller judges it."""
+
+    name: str = Field(max_length=MAX_REGION_NAME_LENGTH, description="Region name.")
+    state: RegionHealthState = Field(
+        description="Healthy after successThreshold passed checks in a row, Unhealthy after "
+        "failureThreshold failed checks in a row once it was healthy, Unknown before it was ever healthy. "
+        "A check whose signals all could not be evaluated changes nothing but interrupts both streaks."
+    )
+    consecutive_failures: int = Field(
+        default=0, ge=0, description="Failed checks in a row (counted up to failureThreshold)."
+    )
+    consecutive_successes: int = Field(
+        default=0, ge=0, description="Passed checks in a row (counted up to successThreshold)."
+    )
+    failing_signals: tuple[FailoverSignal, ...] = Field(
+        default=(), max_length=6, description="Signals that failed the last check."
+    )
+    unknown_signals: tuple[FailoverSignal, ...] = Field(
+        default=(), max_length=6, description="Signals the last check could not evaluate."
+    )
+    message: str | None = Field(default=None, max_length=4096, description="What the last check found.")
+    last_probe_time: datetime | None = Field(
+        default=None,
+        description="When the region was last checked, as written: status is written when a region's "
+        "health changes, else every 5 minutes (a write per check would keep the object busy).",
+    )
+    last_transition_time: datetime | None = Field(default=None, description="When state last changed.")
+
+
+class FailoverRecord(ApiModel):
+    """One switch of the traffic from a region to another."""
+
+    from_region: str = Field(max_length=MAX_REGION_NAME_LENGTH, description="Region the traffic left.")
+    to_region: str = Field(max_length=MAX_REGION_NAME_LENGTH, description="Region the traffic moved to.")
+    reason: str = Field(
+        max_length=64,
+        description="The failing signal that decided it (e.g. EngineUnhealthy), or Failback.",
+    )
+    signals: tuple[FailoverSignal, ...] = Field(
+        default=(), max_length=6, description="Every signal the region left was failing."
+    )
+    message: str | None = Field(default=None, max_length=4096, description="What was decided and why.")
+    detected_at: datetime | None = Field(
+        default=None, description="First failed check of the region left (for a failback: when decided)."
+    )
+    decided_at: datetime | None = Field(default=None, description="When the switch was decided.")
+    switched_at: datetime | None = Field(
+        default=None, description="When the front Service was changed to select the new region."
+    )
+    duration_milliseconds: int | None = Field(
+        default=None, ge=0, description="From detectedAt to switchedAt."
+    )
+
+
+class FailoverStatus(ApiModel):
+    """The failover controller's state: where the traffic is, every region's health, the switch in
+    flight and the last one. Any operator replica continues from it after a restart."""
+
+    phase: FailoverPhase = Field(
+        description="Disabled (failover off, or one region: nowhere to fail over to), Pending (the region "
+        "taking the traffic was never healthy yet), Healthy, Degraded (it fails checks, below the threshold "
+        "or blocked by minActiveSeconds), FailingOver / FailingBack (the target is being raised; the "
+        "traffic moves next), FailedOver (the traffic is in a standby region), NoHealthyTarget (it is "
+        "unhealthy and no standby is healthy: it stays), WaitingForUser (maxSwitchesPerHour reached)."
+    )
+    message: str | None = Field(default=None, max_length=4096, description="Details for people.")
+    home_region: str = Field(
+        max_length=MAX_REGION_NAME_LENGTH,
+        description="The spec's Active region this state refers to; a person changing it resets the routing.",
+    )
+    active_region: str = Field(
+        max_length=MAX_REGION_NAME_LENGTH, description="The region the front Service selects."
+    )
+    target_region: str | None = Field(
+        default=None,
+        max_length=MAX_REGION_NAME_LENGTH,
+        description="During FailingOver and FailingBack: the region raised to spec.replicas to take over.",
+    )
+    pending_switch: FailoverRecord | None = Field(
+        default=None,
+        description="During FailingOver and FailingBack: the switch decided and not done yet.",
+    )
+    failing_since: datetime | None = Field(
+        default=None, description="First failed check of the active region's current failing streak."
+    )
+    active_since: datetime | None = Field(
+        default=None,
+        description="When the traffic last moved (for minActiveSeconds); unset before any switch.",
+    )
+    failover_count: int = Field(default=0, ge=0, description="Switches so far (failovers and failbacks).")
+    recent_switches: tuple[datetime, ...] = Field(
+        default=(),
+        max_length=60,
+        description="Times of the switches that count towards maxSwitchesPerHour.",
+    )
+    waiting_for_user_since: datetime | None = Field(
+        default=None,
+        description="Set when maxSwitchesPerHour stopped automatic switching, until acknowledged.",
+    )
+    regions: tuple[RegionHealth, ...] = Field(
+        default=(),
+        max_length=MAX_REGIONS,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+        description="Health of every region.",
+    )
+    last_failover: FailoverRecord | None = Field(
+        default=None,
+        description="The last switch; switchedAt is set once the front Service selects the new region.",
     )
 
 
@@ -1114,4 +1375,8 @@ class DeepSeekDeploymentStatus(ApiModel):
         default=None,
         max_length=1024,
         description="Label selector of the active region's pods (for the /scale subresource).",
+    )
+    failover: FailoverStatus | None = Field(
+        default=None,
+        description="The failover controller's state (written under its own field manager).",
     )

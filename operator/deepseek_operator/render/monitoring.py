@@ -11,7 +11,13 @@ from deepseek_operator.render.autoscaling import (
     model_selector,
     p99_latency_query,
 )
-from deepseek_operator.render.labels import POOL_LABEL, REGION_LABEL, common_labels, deployment_selector
+from deepseek_operator.render.labels import (
+    DEPLOYMENT_LABEL,
+    POOL_LABEL,
+    REGION_LABEL,
+    common_labels,
+    deployment_selector,
+)
 from deepseek_operator.render.names import monitoring_name, region_service_name
 from deepseek_operator.render.pods import METRICS_PATH, PORT_NAME
 
@@ -28,8 +34,9 @@ def render_service_monitor(name: str, namespace: str, spec: DeepSeekDeploymentSp
     """ServiceMonitor ``<dsd>`` scraping /metrics through the region Services.
 
     It selects only Services that carry the region label, so the front Service (same pods as
-    the active region) is not scraped a second time. Region and pool are copied from the pods
-    onto the series, for per-region dashboards.
+    the active region) is not scraped a second time. Deployment, region and pool are copied from the
+    pods onto the series, for per-region dashboards and for the failover controller's queries, which
+    group every deployment's series by deployment and region in one query.
     """
     return {
         "apiVersion": "monitoring.coreos.com/v1",
@@ -48,7 +55,7 @@ def render_service_monitor(name: str, namespace: str, spec: DeepSeekDeploymentSp
                     "interval": spec.monitoring.service_monitor.interval,
                 }
             ],
-            "podTargetLabels": [REGION_LABEL, POOL_LABEL],
+            "podTargetLabels": [DEPLOYMENT_LABEL, REGION_LABEL, POOL_LABEL],
         },
     }
 

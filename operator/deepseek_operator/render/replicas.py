@@ -82,9 +82,9 @@ def split_replicas(total: int, spot: SpotSpec) -> PoolReplicas:
 
 
 def resolve_active_region(spec: DeepSeekDeploymentSpec, active_region: str | None = None) -> str:
-    """The region taking traffic: ``active_region`` when one is given, else the spec's Active region.
-    Raises ValueError for a region the spec does not list. The reconcile gives none today (no failover
-    controller is implemented yet), so it is always the spec's Active region."""
+    """The region taking traffic: ``active_region`` when one is given (the failover controller's
+    routing, see ``placement``), else the spec's Active region. Raises ValueError for a region the spec
+    does not list."""
     if active_region is None:
         return spec.active_region_name
     if all(region.name != active_region for region in spec.regions):

@@ -21,8 +21,7 @@ def render_region_service(
     """``<dsd>-<region>``: ClusterIP Service of one region's pods, both pools.
 
     Always rendered, standby regions included: it is how Prometheus reaches a region's pods (the
-    ServiceMonitor scrapes through it), and how a failover controller would probe one (none is
-    implemented yet).
+    ServiceMonitor scrapes through it), and how clients reach one region directly.
     """
     return {
         "apiVersion": "v1",
@@ -45,9 +44,10 @@ def render_front_service(
 ) -> dict[str, Any]:
     """``<dsd>``: the Service clients use (type ``spec.service.type``).
 
-    It selects the active region's pods; making another region Active re-renders it with that
-    region, which moves the traffic without clients changing address. It carries no region label, so the
-    ServiceMonitor (which selects region Services) does not scrape the active pods twice.
+    It selects the pods of the region taking the traffic (the spec's Active region, or where the failover
+    controller moved it); a new region re-renders it, which moves the traffic without clients changing
+    address. It carries no region label, so the ServiceMonitor (which selects region Services) does not
+    scrape the active pods twice.
     """
     return {
         "apiVersion": "v1",
