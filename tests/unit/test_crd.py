@@ -206,6 +206,8 @@ def test_list_map_keys_are_required(root: Schema) -> None:
         (".status.conditions", ["type"]),
         (".status.regions", ["name"]),
         (".status.regions[].pools", ["name"]),
+        (".status.spot.regions", ["name"]),
+        (".status.spot.regions[].pools", ["name"]),
     ]
 
 
@@ -237,7 +239,7 @@ def test_bounds_come_from_the_models(root: Schema) -> None:
     assert (gpus["minimum"], gpus["maximum"]) == (1, 16)
     assert spec["replicas"]["minimum"] == 0
     fallback = spec["spot"]["properties"]["fallback"]["properties"]["pendingTimeoutSeconds"]
-    assert (fallback["minimum"], fallback["maximum"]) == (30, 3600)
+    assert (fallback["minimum"], fallback["maximum"]) == (10, 3600)
 
 
 def test_int_or_string_fields(root: Schema) -> None:

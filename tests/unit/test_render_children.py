@@ -192,6 +192,14 @@ CONTROLLER_FIELDS = {
     "failover.failback",
     "spot.fallback.enabled",
     "spot.fallback.pendingTimeoutSeconds",
+    "spot.fallback.maxReplicas",
+    "spot.fallback.quietPeriodSeconds",
+    "spot.fallback.stepSeconds",
+    "spot.fallback.spillToSpot",
+    "spot.fallback.cooldown.interruptions",
+    "spot.fallback.cooldown.windowSeconds",
+    "spot.fallback.cooldown.seconds",
+    "spot.fallback.cooldown.maxSeconds",
 }
 
 _SPOT_CUSTOM = {
@@ -342,6 +350,23 @@ FIELD_EFFECTS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
         {"spot": _SPOT_CUSTOM},
         {"spot": {"custom": {"spotTaint": {"effect": "NoExecute"}}}},
     ),
+    # (an optional list: the field walk names its items without "[]")
+    "spot.spotTaints.key": (
+        {"spot": {"enabled": True}},
+        {"spot": {"spotTaints": [{"key": "example.com/spot"}]}},
+    ),
+    "spot.spotTaints.value": (
+        {"spot": {"enabled": True, "spotTaints": [{"key": "example.com/spot"}]}},
+        {"spot": {"spotTaints": [{"key": "example.com/spot", "value": "yes"}]}},
+    ),
+    "spot.spotTaints.effect": (
+        {"spot": {"enabled": True, "spotTaints": [{"key": "example.com/spot"}]}},
+        {"spot": {"spotTaints": [{"key": "example.com/spot", "effect": "NoExecute"}]}},
+    ),
+    "spot.terminationGracePeriodSeconds": (
+        {"spot": {"enabled": True}},
+        {"spot": {"terminationGracePeriodSeconds": 30}},
+    ),
     "service.port": ({}, {"service": {"port": 80}}),
     "service.type": ({}, {"service": {"type": "LoadBalancer"}}),
     "monitoring.prometheusUrl": (_KEDA, {"monitoring": {"prometheusUrl": "https://prometheus.example.com"}}),
@@ -405,6 +430,17 @@ def test_field_changes_the_rendered_children(path: str) -> None:
         {"failover": {"probeIntervalSeconds": 60, "failureThreshold": 10}},
         {"failover": {"signals": ["ErrorRate"], "failback": "Auto"}},
         {"spot": {"fallback": {"enabled": False, "pendingTimeoutSeconds": 60}}},
+        {
+            "spot": {
+                "fallback": {
+                    "maxReplicas": 1,
+                    "quietPeriodSeconds": 5,
+                    "stepSeconds": 5,
+                    "spillToSpot": True,
+                    "cooldown": {"interruptions": 1, "windowSeconds": 60, "seconds": 10, "maxSeconds": 20},
+                }
+            }
+        },
     ],
 )
 def test_controller_fields_do_not_change_rendering(change: dict[str, Any]) -> None:
