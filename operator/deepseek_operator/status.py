@@ -285,7 +285,8 @@ def compute_status(
         ready_replicas=ready,
         desired_replicas=desired,
         ready=f"{ready}/{desired}",
-        spot_share=plan[active_region].spot_share,
+        # The spec's split: on-demand stand-ins for spot show in status.spot and the Fallback column.
+        spot_share=serving[active_region].spot_share,
         selector=selector_string(region_selector(name, active_region)),
     )
 

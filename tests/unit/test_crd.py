@@ -150,10 +150,23 @@ def test_version_is_served_stored_with_subresources(version: dict[str, Any]) -> 
 
 def test_printer_columns(version: dict[str, Any]) -> None:
     columns = {column["name"]: column for column in version["additionalPrinterColumns"]}
-    assert list(columns) == ["Active", "Ready", "Spot", "Status", "Reason", "Model", "Age"]
+    assert list(columns) == [
+        "Active",
+        "Ready",
+        "Spot",
+        "Fallback",
+        "Fallback-Reason",
+        "Status",
+        "Reason",
+        "Model",
+        "Age",
+    ]
     assert columns["Active"]["jsonPath"] == ".status.activeRegion"
     assert columns["Ready"]["jsonPath"] == ".status.ready"
     assert columns["Spot"]["jsonPath"] == ".status.spotShare"
+    # what `kubectl get dsd` says of the on-demand fallback, and why
+    assert columns["Fallback"]["jsonPath"] == ".status.spot.fallbackReplicas"
+    assert columns["Fallback-Reason"]["jsonPath"] == '.status.conditions[?(@.type=="FallbackActive")].reason'
     assert columns["Status"]["jsonPath"] == '.status.conditions[?(@.type=="Ready")].status'
     assert columns["Reason"]["jsonPath"] == '.status.conditions[?(@.type=="Ready")].reason'
     assert columns["Age"] == {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}

@@ -200,6 +200,7 @@ CONTROLLER_FIELDS = {
     "spot.fallback.cooldown.windowSeconds",
     "spot.fallback.cooldown.seconds",
     "spot.fallback.cooldown.maxSeconds",
+    "spot.fallback.cooldown.groupSeconds",
 }
 
 _SPOT_CUSTOM = {

@@ -410,7 +410,13 @@ def test_the_policy_comes_from_the_spec() -> None:
                 "quietPeriodSeconds": 5,
                 "stepSeconds": 2,
                 "spillToSpot": True,
-                "cooldown": {"interruptions": 2, "windowSeconds": 120, "seconds": 30, "maxSeconds": 60},
+                "cooldown": {
+                    "interruptions": 2,
+                    "windowSeconds": 120,
+                    "seconds": 30,
+                    "maxSeconds": 60,
+                    "groupSeconds": 5,
+                },
             },
         }
     )
@@ -425,13 +431,26 @@ def test_the_policy_comes_from_the_spec() -> None:
         cooldown_window=120,
         cooldown=30,
         max_cooldown=60,
+        group=5,
     )
     assert FallbackPolicy.of(SpotSpec()) == FallbackPolicy()
 
 
 @pytest.mark.parametrize(
     ("seconds", "text"),
-    [(0, "0s"), (9, "0s"), (45, "40s"), (60, "1m"), (150, "2m"), (3600, "1h"), (3725, "1h2m")],
+    [
+        (0, "0s"),
+        (9, "0s"),
+        (45, "40s"),
+        (60, "1m"),
+        (150, "2m"),
+        (599, "9m"),
+        (899, "10m"),
+        (900, "15m"),
+        (3600, "1h"),
+        (3725, "1h"),
+        (4000, "1h5m"),
+    ],
 )
 def test_durations_in_messages_are_coarse(seconds: float, text: str) -> None:
     assert duration(seconds) == text

@@ -143,6 +143,13 @@ def test_a_pending_pod_summary_comes_from_its_pod_scheduled_condition() -> None:
             "2 spot nodes cordoned",
         ),
         ("0/12 nodes are available: 12 node(s) didn't match Pod's node affinity/selector.", None),
+        (
+            # kube-scheduler 1.36
+            "0/14 nodes are available: 12 node(s) didn't match Pod's node affinity/selector, 2 node(s) were "
+            "unschedulable. no new claims to deallocate, preemption: 0/14 nodes are available: 14 Preemption "
+            "is not helpful for scheduling.",
+            "2 spot nodes cordoned",
+        ),
         (None, None),
     ],
 )

@@ -809,6 +809,14 @@ class SpotCooldown(ApiModel):
     max_seconds: int = Field(
         default=7200, ge=10, le=604800, description="The longest a stop may last, however often it doubles."
     )
+    group_seconds: int = Field(
+        default=60,
+        ge=0,
+        le=3600,
+        description="Notices less than this many seconds apart count as one interruption: a provider "
+        "reclaims a zone's or an instance type's spot capacity together, and one zone going at once is "
+        "not spot flapping.",
+    )
 
 
 class SpotFallback(ApiModel):
@@ -1316,7 +1324,10 @@ class DeepSeekDeploymentStatus(ApiModel):
         description="readyReplicas/desiredReplicas of the active region, e.g. 3/4.",
     )
     spot_share: str | None = Field(
-        default=None, max_length=8, description="Share of the active region's replicas on spot, e.g. 50%."
+        default=None,
+        max_length=8,
+        description="Share of the active region's replicas on spot in the spec's split, e.g. 50% (on-demand "
+        "fallback shows in status.spot).",
     )
     selector: str | None = Field(
         default=None,

@@ -45,10 +45,6 @@ from deepseek_operator.api import (
 
 # Interruption records kept per region (the API's bound): enough for any sensible cooldown threshold.
 MAX_INTERRUPTION_RECORDS = 64
-# Notices within this many seconds of each other are one interruption: a provider reclaims a zone's or
-# an instance type's spot capacity together (co-interruptions within minutes are the rule, arXiv
-# 2604.16457), and a zone going at once is not spot flapping.
-CORRELATED_SECONDS = 60
 INTERRUPTION = "Interruption"
 SHORTAGE = "Shortage"
 ON_DEMAND_SHORTAGE = "OnDemandShortage"
@@ -68,6 +64,9 @@ class FallbackPolicy:
     cooldown_window: int = 3600
     cooldown: int = 600
     max_cooldown: int = 7200
+    # Notices this close are one interruption: a provider reclaims a zone's or an instance type's spot
+    # capacity together (co-interruptions within minutes are the rule, arXiv 2604.16457).
+    group: int = 60
 
     @classmethod
     def of(cls, spot: SpotSpec) -> FallbackPolicy:
@@ -83,6 +82,7 @@ class FallbackPolicy:
             cooldown_window=fallback.cooldown.window_seconds,
             cooldown=fallback.cooldown.seconds,
             max_cooldown=fallback.cooldown.max_seconds,
+            group=fallback.cooldown.group_seconds,
         )
 
     def cooldown_for(self, previous_stops: int) -> int:
@@ -165,21 +165,35 @@ class Decision:
 # ------------------------------------------------------------------------------------------ helpers
 
 
+def _step(seconds: float) -> int:
+    """How coarse `duration` is at this length: status is rewritten each time the text changes, so it
+    moves by 10 s in the first minute, by a minute up to 10 minutes, then by 5 minutes."""
+    return 10 if seconds < 60 else 60 if seconds < 600 else 300
+
+
 def duration(seconds: float) -> str:
-    """A coarse duration for messages ("40s", "2m", "1h5m"): status is rewritten when the text changes,
-    so it moves in steps of 10 s for the first minute, then of a minute."""
+    """A coarse duration for messages: "40s", "2m", "15m", "1h5m"."""
     whole = max(0, int(seconds))
+    whole -= whole % _step(whole)
     if whole < 60:
-        return f"{whole // 10 * 10}s"
+        return f"{whole}s"
     if whole < 3600:
         return f"{whole // 60}m"
     hours, minutes = divmod(whole // 60, 60)
     return f"{hours}h{minutes}m" if minutes else f"{hours}h"
 
 
+def setting(seconds: int) -> str:
+    """A configured length, exactly: "5s", "2m", "1m30s", "1h"."""
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    text = "".join(f"{value}{unit}" for value, unit in ((hours, "h"), (minutes, "m"), (secs, "s")) if value)
+    return text or "0s"
+
+
 def _next_text_change(seconds: float) -> float:
     """Seconds until `duration(seconds)` reads differently."""
-    step = 10 if seconds < 60 else 60
+    step = _step(seconds)
     return step - (seconds % step)
 
 
@@ -212,11 +226,11 @@ class _Timers:
         return min(self.times) if self.times else None
 
 
-def _episodes(records: Sequence[SpotInterruption]) -> int:
-    """Interruptions, counting notices less than CORRELATED_SECONDS apart as one."""
+def _episodes(records: Sequence[SpotInterruption], group: int) -> int:
+    """Interruptions, counting notices less than `group` seconds apart as one."""
     count, last = 0, None
     for time in sorted(r.time for r in records):
-        if last is None or (time - last).total_seconds() >= CORRELATED_SECONDS:
+        if last is None or (time - last).total_seconds() >= group:
             count += 1
         last = time
     return count
@@ -291,7 +305,8 @@ def decide_region(
             r
             for r in records
             if now - r.time < window and (suppressed_since is None or r.time > suppressed_since)
-        ]
+        ],
+        policy.group,
     )
     if (
         policy.enabled
@@ -306,8 +321,8 @@ def decide_region(
             Event(
                 "Warning",
                 "SpotSuppressed",
-                f"{region}: {counted} spot interruptions within {duration(policy.cooldown_window)}: "
-                f"spot is not used there for {duration(length)}",
+                f"{region}: {counted} spot interruptions within {setting(policy.cooldown_window)}: "
+                f"spot is not used there for {setting(length)}",
             )
         )
     suppressed = suppressed_until is not None
@@ -344,7 +359,7 @@ def decide_region(
                     Event(
                         "Normal",
                         "SpotMovedBack",
-                        f"{region}: spot has been ready at its target for {duration(policy.quiet_period)} or "
+                        f"{region}: spot has been ready at its target for {setting(policy.quiet_period)} or "
                         f"more: one replica moved back to spot ({_replicas(fallback, 'on-demand fallback replica')} left)",
                     )
                 )
@@ -406,7 +421,7 @@ def decide_region(
                     Event(
                         "Normal",
                         "OnDemandMovedBack",
-                        f"{region}: on-demand has been ready at its target for {duration(policy.quiet_period)} or "
+                        f"{region}: on-demand has been ready at its target for {setting(policy.quiet_period)} or "
                         f"more: one replica moved back to on-demand ({_replicas(spill, 'spilled spot replica')} left)",
                     )
                 )
@@ -556,7 +571,7 @@ def _describe(
             SpotPhase.RECOVERING,
             "SpotRecovered",
             f"{spot_state} for {duration((now - spot_ready_since).total_seconds())}: {stand_ins} in place of "
-            f"spot move back one per {duration(policy.step)} after {duration(policy.quiet_period)}",
+            f"spot move back one per {setting(policy.step)} after {setting(policy.quiet_period)}",
         )
     if fallback > 0:
         if spot.notices or new:
@@ -573,7 +588,7 @@ def _describe(
         return (
             SpotPhase.SHORTAGE,
             "SpotPending",
-            f"{_pending_text(spot, 'spot', now)}; on-demand fallback after {duration(policy.pending_timeout)}",
+            f"{_pending_text(spot, 'spot', now)}; on-demand fallback after {setting(policy.pending_timeout)}",
         )
     if spill > 0:
         detail = (
@@ -588,7 +603,7 @@ def _describe(
         )
     if on_demand.pending:
         then = (
-            f"spot in place of on-demand after {duration(policy.pending_timeout)}"
+            f"spot in place of on-demand after {setting(policy.pending_timeout)}"
             if policy.spill_to_spot
             else "spot.fallback.spillToSpot is off"
         )

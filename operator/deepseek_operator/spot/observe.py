@@ -32,22 +32,23 @@ _OTHER_NODES = ("didn't match Pod's node affinity", "had untolerated taint", "di
 def interruption_signal(
     pod: PodSummary, nodes: Mapping[str, NodeSummary], labels: CapacityLabels
 ) -> str | None:
-    """Why this pod's replica is about to stop, or None: the pod's own DisruptionTarget condition, or
-    its node's state (gone, being deleted, an interruption taint of the provider, NotReady)."""
+    """Why this pod's replica is about to stop, or None: its node's state (gone, being deleted, an
+    interruption taint of the provider, NotReady), else the pod's own DisruptionTarget condition (a drain
+    without a taint, preemption, GKE's graceful node shutdown). The node comes first, so that the pods a
+    drain evicts from a tainted node are the same interruption as the taint."""
+    node = nodes.get(pod.node) if pod.node is not None else None
+    if pod.node is not None and node is None:
+        return "NodeGone"
+    if node is not None:
+        if node.deleting:
+            return "NodeDeleting"
+        for taint in node.taints:
+            if labels.interruption_taint(taint.key, taint.value) is not None:
+                return taint.key
+        if not node.ready:
+            return "NodeNotReady"
     if pod.disruption_reason is not None:
         return f"DisruptionTarget/{pod.disruption_reason}"
-    if pod.node is None:
-        return None
-    node = nodes.get(pod.node)
-    if node is None:
-        return "NodeGone"
-    if node.deleting:
-        return "NodeDeleting"
-    for taint in node.taints:
-        if labels.interruption_taint(taint.key, taint.value) is not None:
-            return taint.key
-    if not node.ready:
-        return "NodeNotReady"
     return None
 
 
@@ -61,7 +62,9 @@ def shortage_reason(message: str | None, kind: str) -> str | None:
     spot nodes", "2 spot nodes cordoned". None when it names nothing about them (no such node left)."""
     if not message:
         return None
-    head = message.split(". preemption:")[0].strip().removesuffix(".")
+    # The first sentence; what follows is about preemption and DRA claims ("...unschedulable. no new
+    # claims to deallocate, preemption: 0/14 nodes are available: ...").
+    head = message.split(". ")[0].strip().removesuffix(".")
     if _AVAILABLE not in head:
         return head or None
     parts = []
