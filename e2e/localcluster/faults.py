@@ -173,6 +173,8 @@ def evict_pods(core: Any, node: str) -> tuple[list[str], list[str]]:
         except ApiException as error:
             if error.status == 429:
                 refused.append(f"{pod.metadata.namespace}/{pod.metadata.name}")
+            elif error.status == 403 and "NamespaceTerminating" in str(error.body or ""):
+                continue  # its namespace is being deleted, and the pod with it
             elif error.status != 404:
                 raise
     return evicted, refused

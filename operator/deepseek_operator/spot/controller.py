@@ -21,7 +21,6 @@ The timers are in status (`status.spot`): a restarted or newly leading operator 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -93,9 +92,11 @@ class _Nodes(Mapping[str, NodeSummary]):
 
 
 def _adjustments(status: SpotStatus | None) -> dict[str, tuple[int, int, int]]:
+    """Per region, what changes the rendered replica counts: (fallback, spill, withheld), zeros left out."""
     if status is None:
         return {}
-    return {r.name: (r.fallback_replicas, r.spill_replicas, r.withheld_replicas) for r in status.regions}
+    counts = {r.name: (r.fallback_replicas, r.spill_replicas, r.withheld_replicas) for r in status.regions}
+    return {name: value for name, value in counts.items() if any(value)}
 
 
 def _dump(decision: Decision) -> dict[str, Any]:
@@ -172,6 +173,8 @@ class SpotController:
         except InvalidSpecError:
             return IDLE_SECONDS
         self._count_replica_seconds()
+        if body.get("metadata", {}).get("deletionTimestamp"):
+            return IDLE_SECONDS  # being deleted: garbage collection takes its children, nothing to decide
         if not spec.spot.enabled:
             if _mine(status) != {"conditions": [], "spot": None}:
                 await self._write({})  # nothing of ours is left behind
@@ -219,10 +222,25 @@ class SpotController:
                             chosen.name,
                             {POD_DELETION_COST: LEAVE_FIRST_COST},
                         )
+            started = time.monotonic()
             if not await self._write(wanted):
                 return IDLE_SECONDS  # the object is gone
-            if _adjustments(decision.status) != _adjustments(previous):
+            written = time.monotonic()
+            before, after = _adjustments(previous), _adjustments(decision.status)
+            if after != before:
                 await self._reconcile(logger)
+                changed = sorted(set(before) | set(after))
+                logger.info(
+                    "spot: %s (status written in %.0f ms, children in %.0f ms)",
+                    "; ".join(
+                        f"{region}: fallback, spill, withheld {before.get(region, (0, 0, 0))} -> "
+                        f"{after.get(region, (0, 0, 0))}"
+                        for region in changed
+                        if before.get(region) != after.get(region)
+                    ),
+                    1000 * (written - started),
+                    1000 * (time.monotonic() - written),
+                )
             self._report(body, decision)
         metrics.record_spot(self.namespace, self.name, decision.status)
         wake_in = decision.wake_in
@@ -252,6 +270,7 @@ class SpotController:
                 seconds, cause = region.replaced
                 metrics.observe_replacement(cause, seconds)
         for event in decision.events:
+            log.info("spot: %s/%s: %s: %s", self.namespace, self.name, event.reason, event.message)
             if event.type == "Warning":
                 kopf.warn(body, reason=event.reason, message=event.message)
             else:
@@ -316,11 +335,21 @@ async def spot_controller(
                     "spot controller: looking at %s/%s failed; again in %ss", namespace, name, TICK_SECONDS
                 )
                 wait = TICK_SECONDS
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(event.wait(), timeout=wait)
+            # Until woken, or the time is up, or kopf stops the daemon (peering pause, deletion, exit).
+            woken = asyncio.ensure_future(event.wait())
+            stopping = asyncio.ensure_future(_until(stopped, wait))
+            try:
+                await asyncio.wait({woken, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                woken.cancel()
+                stopping.cancel()
     finally:
         if _wakeups.get(key) is event:
             del _wakeups[key]
+
+
+async def _until(stopped: kopf.DaemonStopped, seconds: float) -> None:
+    await stopped.wait(seconds)
 
 
 # Any: kopf does not export the type of its PRESENT token.
