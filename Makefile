@@ -76,6 +76,7 @@ cluster-down: venv ## Stop the cluster started by `make cluster`
 bench: venv tools ## Run the benchmarks (print figures)
 	$(BIN)/python bench/simulator_throughput.py
 	PYTHONPATH=$(PYTHONPATH):$(CURDIR)/operator $(BIN)/python bench/convergence.py
+	PYTHONPATH=$(PYTHONPATH):$(CURDIR)/operator $(BIN)/python bench/spot.py
 
 # The images, as <name>=<Dockerfile>: the names the release workflow (.github/workflows/release.yaml)
 # publishes under ghcr.io/deepseek-operator, which the chart and the CRD's defaults refer to.

@@ -288,6 +288,13 @@ def test_a_node_under_a_lasting_notice_counts_once() -> None:
     assert [len(s.interruptions) for s in statuses] == [1, 1, 1, 1]
 
 
+def test_a_node_that_comes_back_under_the_same_name_and_is_interrupted_again_counts_again() -> None:
+    policy = replace(POLICY, cooldown_interruptions=2)
+    statuses = run([(0, noticed(["a"])), (100, steady()), (200, noticed(["a"]))], policy=policy)
+    assert [[r.ongoing for r in s.interruptions] for s in statuses] == [[True], [False], [False, True]]
+    assert statuses[2].phase is SpotPhase.SUPPRESSED
+
+
 # --- the reverse: spill to spot -------------------------------------------------------------------------------
 
 

@@ -1218,6 +1218,11 @@ class SpotInterruption(ApiModel):
     node: str = Field(max_length=253, description="The node (or pod) that was interrupted.")
     signal: str = Field(max_length=316, description="What announced it: a taint key, NodeDeleting, ...")
     time: datetime = Field(description="When the operator saw it.")
+    ongoing: bool = Field(
+        default=False,
+        description="The notice still stands under the region's pods (a node of the same name that comes "
+        "back and is interrupted again is a new interruption once this is false).",
+    )
 
 
 class SpotRegionStatus(ApiModel):

@@ -42,10 +42,12 @@ from deepseek_operator.api import (
     SpotStatus,
 )
 from deepseek_operator.indexes import NodeSummary, PodSummary
+from deepseek_operator.kube import ChildRef
 from deepseek_operator.placement import placement_from_status
 from deepseek_operator.reconcile import InvalidSpecError, parse_spec
 from deepseek_operator.render.capacity import capacity_labels
 from deepseek_operator.render.labels import DEPLOYMENT_LABEL
+from deepseek_operator.render.names import deployment_name
 from deepseek_operator.render.replicas import ReplicaAdjustments, plan_replicas
 from deepseek_operator.spot.decide import Decision, FallbackPolicy, decide
 from deepseek_operator.spot.observe import interruption_signal, observe
@@ -97,6 +99,28 @@ def _adjustments(status: SpotStatus | None) -> dict[str, tuple[int, int, int]]:
         return {}
     counts = {r.name: (r.fallback_replicas, r.spill_replicas, r.withheld_replicas) for r in status.regions}
     return {name: value for name, value in counts.items() if any(value)}
+
+
+def _changed_deployments(
+    name: str, before: Mapping[str, tuple[int, int, int]], after: Mapping[str, tuple[int, int, int]]
+) -> list[ChildRef]:
+    """The pool Deployments whose replica counts change: on-demand with the fallback, spot with the spill
+    and the withheld replicas."""
+    changed = []
+    for region in sorted(set(before) | set(after)):
+        (fallback, spill, withheld), (fallback_now, spill_now, withheld_now) = (
+            before.get(region, (0, 0, 0)),
+            after.get(region, (0, 0, 0)),
+        )
+        if fallback != fallback_now:
+            changed.append(
+                ChildRef("apps/v1", "Deployment", deployment_name(name, region, CapacityPool.ON_DEMAND))
+            )
+        if (spill, withheld) != (spill_now, withheld_now):
+            changed.append(
+                ChildRef("apps/v1", "Deployment", deployment_name(name, region, CapacityPool.SPOT))
+            )
+    return changed
 
 
 def _dump(decision: Decision) -> dict[str, Any]:
@@ -178,7 +202,7 @@ class SpotController:
         if not spec.spot.enabled:
             if _mine(status) != {"conditions": [], "spot": None}:
                 await self._write({})  # nothing of ours is left behind
-                await self._reconcile(logger)
+                await self._reconcile(logger, None)
             metrics.record_spot(self.namespace, self.name, None)
             return IDLE_SECONDS
 
@@ -228,7 +252,7 @@ class SpotController:
             written = time.monotonic()
             before, after = _adjustments(previous), _adjustments(decision.status)
             if after != before:
-                await self._reconcile(logger)
+                await self._reconcile(logger, _changed_deployments(self.name, before, after))
                 changed = sorted(set(before) | set(after))
                 logger.info(
                     "spot: %s (status written in %.0f ms, children in %.0f ms)",
@@ -253,12 +277,20 @@ class SpotController:
         self.written = _mine(applied.get("status") or {}) if wanted else None
         return True
 
-    async def _reconcile(self, logger: logging.Logger | logging.LoggerAdapter[logging.Logger]) -> None:
-        """Render the new replica counts now (the reconcile reads the placement from status)."""
+    async def _reconcile(
+        self,
+        logger: logging.Logger | logging.LoggerAdapter[logging.Logger],
+        deployments: list[ChildRef] | None,
+    ) -> None:
+        """Render the new replica counts now (the reconcile reads the placement from status): only the
+        Deployments whose counts changed, each with the status refreshed (a full reconcile applies and
+        lists every kind of child, seconds on a busy API server, which a notice cannot wait for); all
+        children when `deployments` is None. The resync and the child events converge the rest."""
         from deepseek_operator.reconcile import reconcile
 
         try:
-            await asyncio.to_thread(reconcile, _kube(), self.namespace, self.name, logger)
+            for only in deployments if deployments is not None else [None]:
+                await asyncio.to_thread(reconcile, _kube(), self.namespace, self.name, logger, only)
         except InvalidSpecError:
             return
 

@@ -271,15 +271,20 @@ def decide_region(
     timers = _Timers(now)
     events: list[Event] = []
 
-    # --- interruptions: each node (or pod) under a notice is counted once, and kept while it lasts
+    # --- interruptions: a node (or pod) under a notice counts once while the notice lasts; a node of the
+    # same name that comes back and is interrupted again counts again
     records = list(previous.interruptions) if previous else []
-    known = {record.node for record in records}
+    ongoing = {record.node for record in records if record.ongoing}
     doomed = {notice.node for notice in spot.notices}
     new = tuple(
-        SpotInterruption(node=node, signal=signal, time=now)
-        for node, signal in {n.node: n.signal for n in spot.notices if n.node not in known}.items()
+        SpotInterruption(node=node, signal=signal, time=now, ongoing=True)
+        for node, signal in {n.node: n.signal for n in spot.notices if n.node not in ongoing}.items()
     )
-    records = [r for r in records if r.node in doomed or now - r.time < window] + list(new)
+    records = [
+        r.model_copy(update={"ongoing": r.ongoing and r.node in doomed})
+        for r in records
+        if r.node in doomed or now - r.time < window
+    ] + list(new)
     records = records[-MAX_INTERRUPTION_RECORDS:]
     last_interruption = now if new else (previous_spot.last_interruption_time if previous_spot else None)
     if new and policy.enabled:
