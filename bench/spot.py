@@ -279,6 +279,7 @@ class Day:
     spot_share: float
     spec_spot_share: float
     events: list[str]
+    phases: list[str] = field(default_factory=list)
 
 
 def scripted_day(cluster: Cluster, length: float) -> Day:
@@ -331,6 +332,7 @@ def scripted_day(cluster: Cluster, length: float) -> Day:
         (0.80, "nodes back", cluster.restore),
     ]
     samples: list[tuple[float, dict[str, int]]] = []
+    phases: list[str] = []
     started = time.monotonic()
     events = []
     while (elapsed := time.monotonic() - started) < length:
@@ -339,6 +341,10 @@ def scripted_day(cluster: Cluster, length: float) -> Day:
             action()
             events.append(f"{elapsed:5.0f}s {what}")
         samples.append((time.monotonic(), cluster.serving(name)))
+        region = cluster.spot_region(name)
+        phase = f"{region.get('phase')} ({region.get('fallbackReplicas', 0)} on-demand in place of spot)"
+        if not phases or phases[-1].split(": ", 1)[1] != phase:
+            phases.append(f"{elapsed:5.0f}s: {phase}")
         time.sleep(0.5)
     total = {"on-demand": 0.0, "spot": 0.0}
     below = 0.0
@@ -347,8 +353,7 @@ def scripted_day(cluster: Cluster, length: float) -> Day:
             total[pool] += counts[pool] * (after - at)
         if sum(counts.values()) < replicas:
             below += after - at
-    phase = cluster.spot_region(name).get("phase")
-    events.append(f"{length:5.0f}s end: {phase}")
+    events.append(f"{length:5.0f}s end")
     cluster.restore()
     cluster.delete(name)
     return Day(
@@ -360,6 +365,7 @@ def scripted_day(cluster: Cluster, length: float) -> Day:
         spot_share=total["spot"] / max(1e-9, sum(total.values())),
         spec_spot_share=(replicas - base) / replicas,
         events=events,
+        phases=phases,
     )
 
 
@@ -381,7 +387,10 @@ def report(shortages: list[float], notice: Interruption, day: Day) -> tuple[list
         "of the time (shortages wait pendingTimeoutSeconds; replacements start)",
         f"scripted day: replica-seconds on spot {100 * day.spot_share:.0f} % "
         f"(the spec's target {100 * day.spec_spot_share:.0f} %)",
+        "  what the script did:",
         *(f"  {event}" for event in day.events),
+        "  what the controller said (status.spot.regions[0]):",
+        *(f"  {phase}" for phase in day.phases),
     ]
     met = (
         max(shortages) <= shortage_goal

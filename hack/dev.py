@@ -88,6 +88,15 @@ def main() -> int:
                 return 0
             say(f"export KUBECONFIG={cluster.kubeconfig}   # in another shell, to look around")
             say(f"try: python -m localcluster --dir {args.dir} fail-region us-east   # (with PYTHONPATH=e2e)")
+            say(
+                f"spot short: python -m localcluster --dir {args.dir} cordon-pool h100-spot --region us-east; "
+                f"kubectl delete pods -n {NAMESPACE} -l serving.deepseek-operator.io/pool=spot; after "
+                "spot.fallback.pendingTimeoutSeconds, kubectl get dsd shows FALLBACK and FALLBACK-REASON"
+            )
+            say(
+                f"spot interrupted: python -m localcluster --dir {args.dir} interrupt-node "
+                "gpu-us-east-1a-h100-spot-0 --provider karpenter   # on-demand stand-ins at once"
+            )
             say("Ctrl-C stops the operator and the cluster")
             try:
                 while operator.process is not None and operator.process.poll() is None:
