@@ -32,10 +32,6 @@ class ReplicaAdjustments:
     spot_spill: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
     spot_withheld: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
 
-    def added(self, region: str) -> int:
-        """Replicas of a region that stand in for others (fallback and spill), not extra capacity."""
-        return self.on_demand_fallback.get(region, 0) + self.spot_spill.get(region, 0)
-
 
 NO_ADJUSTMENTS = ReplicaAdjustments()
 
