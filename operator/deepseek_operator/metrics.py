@@ -123,8 +123,14 @@ def _increment(counter: Counter, labels: tuple[str, str, str]) -> None:
         _counters[labels[:2]].add((counter, labels))
 
 
+# The spot controller's counters, labelled (namespace, name, region, ...): they go with their region.
+_SPOT_COUNTERS = (SPOT_INTERRUPTIONS, REPLICA_SECONDS)
+
+
 def record_spot(namespace: str, name: str, status: SpotStatus | None) -> None:
-    """Set the spot controller's gauges from its status (None: spot is off), removing those it no longer has."""
+    """Set the spot controller's gauges from its status (None: spot is off), removing those it no longer
+    has, and its counters of regions that are gone."""
+    regions = {region.name for region in status.regions} if status else set()
     values: dict[GaugeSeries, float] = {}
     for region in status.regions if status else ():
         region_labels = (namespace, name, region.name)
@@ -138,6 +144,11 @@ def record_spot(namespace: str, name: str, status: SpotStatus | None) -> None:
         for (metric, series), value in values.items():
             metric.labels(*series).set(value)
         _spot_gauges[key] = set(values)
+        counters = _counters.get(key, set())
+        for counter, series in [(c, labels) for c, labels in counters if c in _SPOT_COUNTERS]:
+            if series[2] not in regions:
+                counter.remove(*series)
+                counters.discard((counter, series))
 
 
 def count_interruption(namespace: str, name: str, region: str, signal: str) -> None:

@@ -333,3 +333,38 @@ def test_on_demand_shortage_spills_to_spot_only_when_allowed(
     dsd.wait_pool_ready("on-demand", 2, timeout=30)
     wait_until(lambda: dsd.replicas("spot") == 1, 30, "the spilled replicas back on on-demand")
     assert dsd.spot_region()["phase"] == "Steady"
+
+
+def test_the_spot_status_has_its_own_field_manager_and_goes_with_spot(
+    make_dsd: Any, fleet: Any, operator: OperatorProcess
+) -> None:
+    """The reconcile and the spot controller write status with server-side apply under two field managers:
+    neither removes the other's fields; turning spot off removes the spot controller's."""
+    dsd = make_dsd("owners", spot_spec(replicas=3))
+    wait_until(lambda: dsd.spot_status().get("regions"), 20, "status.spot written")
+    managers = {
+        entry["manager"]: entry
+        for entry in dsd.get()["metadata"]["managedFields"]
+        if entry.get("subresource") == "status" and entry["operation"] == "Apply"
+    }
+    assert set(managers) == {"deepseek-operator", "deepseek-operator-spot"}
+    assert "f:spot" in managers["deepseek-operator-spot"]["fieldsV1"]["f:status"]
+    assert "f:spot" not in managers["deepseek-operator"]["fieldsV1"]["f:status"]
+    # A spec change makes the reconcile write its status again: the spot fields stay.
+    dsd.patch_spec({"replicas": 4})
+    dsd.wait_ready(timeout=30)
+    status = dsd.get()["status"]
+    assert status["spot"]["regions"][0]["name"] == "us-east"
+    assert {c["type"] for c in status["conditions"]} == {
+        "Ready",
+        "Progressing",
+        "Degraded",
+        "SpotAvailable",
+        "FallbackActive",
+    }
+    # Spot off: the spot controller's fields go, the reconcile's stay.
+    dsd.patch_spec({"spot": {"enabled": False}})
+    wait_until(lambda: "spot" not in dsd.get()["status"], 40, "status.spot removed")
+    status = dsd.get()["status"]
+    assert {c["type"] for c in status["conditions"]} == {"Ready", "Progressing", "Degraded"}
+    dsd.wait_ready(timeout=30)

@@ -113,4 +113,5 @@ def test_the_wake_ups_success_is_not_logged() -> None:
 
     assert not quiet.filter(record("Handler 'node_changed' succeeded."))
     assert not quiet.filter(record("Handler 'inference_pod_changed' succeeded."))
+    assert not quiet.filter(record("Handler 'deepseek_deployment_changed' succeeded."))
     assert quiet.filter(record("Handler 'reconcile_deepseek_deployment' succeeded."))

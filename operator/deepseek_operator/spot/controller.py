@@ -2,8 +2,9 @@
 (status, the reconcile that renders the new replica counts, events, metrics, pod-deletion-cost).
 
 One async daemon per DeepSeekDeployment looks at least every TICK_SECONDS, sooner when a timer of its
-decision expires, and at once when one of its pods or a node under them changes (the event handlers
-below wake it: an interruption taint is acted on within the time the watch takes to deliver it).
+decision expires, and at once when one of its pods, a node under them or the object itself changes (the
+event handlers below wake it: an interruption taint is acted on within the time the watch takes to
+deliver it).
 Looking costs no API call: the indexes are watch-backed and in memory. Acting (rarely) is a status
 apply, a reconcile and maybe a pod annotation, in a worker thread.
 
@@ -200,6 +201,7 @@ class SpotController:
         if body.get("metadata", {}).get("deletionTimestamp"):
             return IDLE_SECONDS  # being deleted: garbage collection takes its children, nothing to decide
         if not spec.spot.enabled:
+            self.serving = {}  # nothing to split between capacity types
             if _mine(status) != {"conditions": [], "spot": None}:
                 await self._write({})  # nothing of ours is left behind
                 await self._reconcile(logger, None)
@@ -326,7 +328,7 @@ def _kube() -> Any:
 
 # ------------------------------------------------------------------------------------------ kopf handlers
 
-WAKE_UP_HANDLERS = ("inference_pod_changed", "node_changed")
+WAKE_UP_HANDLERS = ("inference_pod_changed", "node_changed", "deepseek_deployment_changed")
 
 
 class _QuietWakeUps(logging.Filter):
@@ -382,6 +384,14 @@ async def spot_controller(
 
 async def _until(stopped: kopf.DaemonStopped, seconds: float) -> None:
     await stopped.wait(seconds)
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL)
+async def deepseek_deployment_changed(event: kopf.RawEvent, **_: Any) -> None:
+    """The object changed (its spec, or another writer's status): its controller looks again now."""
+    metadata = event["object"].get("metadata") or {}
+    if metadata.get("namespace") and metadata.get("name"):
+        wake(str(metadata["namespace"]), str(metadata["name"]))
 
 
 # Any: kopf does not export the type of its PRESENT token.
