@@ -178,6 +178,15 @@ def main() -> int:
             say(
                 f"and watch the failover: kubectl get dsd -n {NAMESPACE} -w   # ACTIVE; -o yaml: status.failover"
             )
+            say(
+                f"spot short: PYTHONPATH=e2e python -m localcluster --dir {args.dir} cordon-pool h100-spot --region us-east; "
+                f"kubectl delete pods -n {NAMESPACE} -l serving.deepseek-operator.io/pool=spot; after "
+                "spot.fallback.pendingTimeoutSeconds, kubectl get dsd shows FALLBACK and FALLBACK-REASON"
+            )
+            say(
+                f"spot interrupted: PYTHONPATH=e2e python -m localcluster --dir {args.dir} interrupt-node "
+                "gpu-us-east-1a-h100-spot-0 --provider karpenter   # on-demand stand-ins at once"
+            )
             say("Ctrl-C stops the operator and the cluster")
             try:
                 while operator.process is not None and operator.process.poll() is None:

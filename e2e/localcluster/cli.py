@@ -5,6 +5,13 @@ python -m localcluster up               # start a cluster in .local-cluster/ and
                                         # (with Prometheus and prometheus-adapter; --no-monitoring: without)
 python -m localcluster down             # stop it
 python -m localcluster fail-region us-east | restore-region us-east | remove-region us-east
+python -m localcluster cordon-pool h100-spot [--region us-east] [--zone us-east-1a]   # spot short of capacity
+python -m localcluster uncordon-pool h100-spot [--region ...] [--zone ...]
+python -m localcluster remove-pool h100-spot [--region ...]    # its nodes deleted; `restore-fleet` brings them back
+python -m localcluster restore-fleet                            # recreate removed nodes, lift interruption taints
+python -m localcluster interrupt-node NODE... --provider karpenter|karpenter-v0|eks|gke|aks
+                                        [--drain-after S] [--reclaim-after S]
+                                        # the provider's notice (taint), then the drain, then the node goes
 """
 
 from __future__ import annotations
@@ -57,6 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in ("fail-region", "restore-region", "remove-region"):
         command = commands.add_parser(name, help=f"{name.replace('-', ' ')} (its fleet nodes)")
         command.add_argument("region")
+    _add_spot_commands(commands)
     args = parser.parse_args(args_list)
     workdir: Path = args.dir.resolve()
     try:
@@ -74,6 +82,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "env":
             _core_api(workdir)  # fails with a clear message when none runs
             print(f"export KUBECONFIG={workdir / 'kubeconfig'}")
+        elif args.command in SPOT_COMMANDS:
+            return _run_spot_command(args, workdir)
         else:
             action = {
                 "fail-region": faults.fail_nodes,
@@ -88,4 +98,67 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ClusterError, tools.ToolError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    return 0
+
+
+# ------------------------------------------------------------------------------------------ spot faults
+
+SPOT_COMMANDS = ("cordon-pool", "uncordon-pool", "remove-pool", "restore-fleet", "interrupt-node")
+
+
+def _add_spot_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    for name, help_text in (
+        ("cordon-pool", "cordon a pool's nodes: no new pod lands there (spot short of capacity)"),
+        ("uncordon-pool", "make a pool's nodes schedulable again"),
+        ("remove-pool", "delete a pool's nodes, as when its capacity is reclaimed"),
+    ):
+        command = commands.add_parser(name, help=help_text)
+        command.add_argument("pool", help="fleet pool name, e.g. h100-spot")
+        command.add_argument("--region")
+        command.add_argument("--zone")
+    commands.add_parser(
+        "restore-fleet", help="recreate removed fleet nodes; lift interruption taints and cordons"
+    )
+    interrupt = commands.add_parser("interrupt-node", help="a provider's spot interruption of nodes")
+    interrupt.add_argument("nodes", nargs="+")
+    interrupt.add_argument("--provider", choices=sorted(faults.INTERRUPTION_TAINTS), default="karpenter")
+    interrupt.add_argument(
+        "--drain-after", type=float, default=0.0, help="seconds from the notice to the drain (default 0)"
+    )
+    interrupt.add_argument(
+        "--reclaim-after",
+        type=float,
+        default=None,
+        help="seconds from the notice until the nodes are deleted (default: the provider's notice)",
+    )
+
+
+def _run_spot_command(args: argparse.Namespace, workdir: Path) -> int:
+    core = _core_api(workdir)
+    if args.command == "restore-fleet":
+        LocalCluster(workdir=workdir, fleet_file=args.fleet).restore_fleet()
+        names = faults.clear_interruptions(core, fleet.FLEET_LABEL)
+        print(f"restore-fleet: {len(names)} nodes Ready, schedulable, without interruption taints")
+        return 0
+    if args.command == "interrupt-node":
+        faults.interrupt_nodes(
+            core,
+            list(args.nodes),
+            args.provider,
+            drain_after=args.drain_after,
+            reclaim_after=args.reclaim_after,
+            log=lambda message: print(f"interrupt-node: {message}", flush=True),
+        )
+        return 0
+    selector = faults.pool_selector(pool=args.pool, region=args.region, zone=args.zone)
+    action = {
+        "cordon-pool": faults.cordon_nodes,
+        "uncordon-pool": faults.uncordon_nodes,
+        "remove-pool": faults.remove_nodes,
+    }[args.command]
+    names = action(core, selector)
+    if not names:
+        print(f"no fleet node matches {selector}", file=sys.stderr)
+        return 1
+    print(f"{args.command}: {', '.join(names)}")
     return 0

@@ -469,6 +469,41 @@ class LocalCluster:
 
         self._wait_for("fleet nodes Ready", all_ready, 60)
 
+    def add_fleet(self, fleet_file: Path, name: str) -> list[str]:
+        """Add the nodes of another fleet file (its own regions and zones, e.g. fleets/gke.yaml), labelled
+        with fleet `name`; returns their names once they are Ready. Creating one that exists is skipped."""
+        from kubernetes import client
+
+        nodes = fleet_module.fleet_nodes(fleet_module.load_fleet(fleet_file), fleet_name=name)
+        core: Any = client.CoreV1Api(self.api_client())
+        existing = {node.metadata.name for node in core.list_node().items}
+        for node in nodes:
+            if node["metadata"]["name"] not in existing:
+                core.create_node(body=node)
+                core.patch_node_status(node["metadata"]["name"], {"status": node["status"]})
+        names = {node["metadata"]["name"] for node in nodes}
+
+        def all_ready() -> bool:
+            not_ready = names - self._ready_nodes(core)
+            if not_ready:
+                raise ClusterError(f"{len(not_ready)} not Ready yet: {', '.join(sorted(not_ready))}")
+            return True
+
+        self._wait_for(f"the nodes of {fleet_file.name} Ready", all_ready, 60)
+        return sorted(names)
+
+    def remove_fleet(self, name: str) -> list[str]:
+        """Delete the nodes `add_fleet` added under `name`."""
+        from kubernetes import client
+
+        core: Any = client.CoreV1Api(self.api_client())
+        names = [
+            n.metadata.name for n in core.list_node(label_selector=f"{fleet_module.FLEET_LABEL}={name}").items
+        ]
+        for node in names:
+            core.delete_node(node)
+        return sorted(names)
+
     @staticmethod
     def _ready_nodes(core: Any) -> set[str]:
         ready: set[str] = set()

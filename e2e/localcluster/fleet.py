@@ -16,6 +16,9 @@ GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
 # Marks nodes created by this harness, so `down` and tests can find them and nothing else.
 FLEET_LABEL = "localcluster.deepseek-operator.io/fleet"
 POOL_LABEL = "localcluster.deepseek-operator.io/pool"
+# The harness's own name for a pool's capacity type (spot or on-demand), whatever the provider's labels
+# say: faults select spot pools by it.
+CAPACITY_LABEL = "localcluster.deepseek-operator.io/capacity-type"
 
 
 class _Model(BaseModel):
@@ -41,6 +44,9 @@ class GpuPool(_Model):
     nodes_per_zone: int = Field(alias="nodesPerZone", ge=0)
     instance_type: str = Field(alias="instanceType")
     taints: list[Taint] = []
+    labels: dict[str, str] = Field(
+        default_factory=dict, description="the provider's node labels (override capacityTypeLabel's)"
+    )
     regions: list[str] | None = Field(default=None, description="limit the pool to these regions")
 
 
@@ -52,7 +58,9 @@ class CpuNodes(_Model):
 
 
 class Fleet(_Model):
-    capacity_type_label: str = Field(alias="capacityTypeLabel")
+    # The node label set to the pool's capacityType (spot, on-demand); unset for providers whose labels
+    # are spelled out per pool (GKE's and AKS's on-demand nodes carry none).
+    capacity_type_label: str | None = Field(default=None, alias="capacityTypeLabel")
     regions: list[Region] = Field(min_length=1)
     gpu_pools: list[GpuPool] = Field(alias="gpuPools")
     gpu_taint: Taint = Field(alias="gpuTaint")
@@ -99,13 +107,19 @@ def fleet_nodes(fleet: Fleet, fleet_name: str = "default") -> list[dict[str, Any
                     labels = {
                         FLEET_LABEL: fleet_name,
                         POOL_LABEL: pool.name,
+                        CAPACITY_LABEL: pool.capacity_type,
                         REGION_LABEL: region.name,
                         ZONE_LABEL: zone,
                         "node.kubernetes.io/instance-type": pool.instance_type,
-                        fleet.capacity_type_label: pool.capacity_type,
+                        **(
+                            {fleet.capacity_type_label: pool.capacity_type}
+                            if fleet.capacity_type_label
+                            else {}
+                        ),
                         GPU_PRODUCT_LABEL: pool.gpu_product,
                         "nvidia.com/gpu.count": str(pool.gpus_per_node),
                         "nvidia.com/gpu.present": "true",
+                        **pool.labels,
                     }
                     resources = {**fleet.gpu_node_resources, GPU_RESOURCE: str(pool.gpus_per_node)}
                     nodes.append(
@@ -124,7 +138,8 @@ def fleet_nodes(fleet: Fleet, fleet_name: str = "default") -> list[dict[str, Any
             REGION_LABEL: cpu.region,
             ZONE_LABEL: cpu.zone,
             "node.kubernetes.io/instance-type": "m7i.8xlarge",
-            fleet.capacity_type_label: "on-demand",
+            CAPACITY_LABEL: "on-demand",
+            **({fleet.capacity_type_label: "on-demand"} if fleet.capacity_type_label else {}),
         }
         nodes.append(_node(f"cpu-{cpu.zone}-{index}", labels, [], cpu.resources))
     return nodes

@@ -115,6 +115,19 @@ MANAGED_FLAGS: Final[Mapping[Engine, Mapping[str, str]]] = {
     "sglang": SGLANG_MANAGED_FLAGS,
 }
 
+# Graceful shutdown, per engine and version:
+# - vLLM: `--shutdown-timeout=N` makes SIGTERM refuse new requests and let running ones finish for up to
+#   N s; without it (and before vLLM 0.18.0, which has no such flag) SIGTERM aborts running requests
+#   (vllm-project/vllm PR #34730, re-landed in #36666, released in 0.18.0). The image pins 0.11.0
+#   (requirements-vllm.txt), so there the flag is not passed and the launcher's drain deadline only
+#   bounds the exit; an image built with vLLM >= 0.18.0 gets it.
+# - SGLang: drains on SIGTERM by itself (its /health answers 503 and it waits until no request runs,
+#   sgl-project/sglang PR #1838) and has no option for it: nothing to pass; the deadline bounds it.
+VLLM_SHUTDOWN_TIMEOUT_FLAG: Final = "--shutdown-timeout"
+VLLM_SHUTDOWN_TIMEOUT_SINCE: Final = (0, 18, 0)
+# The engine stops draining this long before the launcher's deadline, so it exits on its own.
+SHUTDOWN_TIMEOUT_MARGIN_SECONDS: Final = 1
+
 log = logging.getLogger("deepseek_launcher")
 
 
@@ -144,6 +157,8 @@ class LauncherConfig:
     drain_seconds: float
     # Replaces the engine executable (e.g. `vllm serve`) for tests; the arguments stay the same.
     engine_command_override: tuple[str, ...] | None = None
+    # The installed engine's version (main() reads it), which decides its graceful-shutdown flag.
+    engine_version: str | None = None
 
     @property
     def model_reference(self) -> str:
@@ -394,6 +409,45 @@ def _precision_args(config: LauncherConfig) -> list[str]:
     return ["--quantization", methods[config.quantization]]
 
 
+def version_tuple(version: str) -> tuple[int, ...]:
+    """The leading release numbers of a version ("0.18.1rc1+cu128" -> (0, 18, 1))."""
+    numbers = []
+    for part in version.split("+")[0].split("."):
+        digits = ""
+        for character in part:
+            if not character.isdigit():
+                break
+            digits += character
+        if not digits:
+            break
+        numbers.append(int(digits))
+        if len(digits) < len(part):
+            break
+    return tuple(numbers)
+
+
+def graceful_shutdown_args(config: LauncherConfig) -> list[str]:
+    """The engine's own drain option, where its installed version has one (see VLLM_SHUTDOWN_TIMEOUT_SINCE)."""
+    if config.engine != "vllm" or config.engine_version is None:
+        return []
+    if version_tuple(config.engine_version) < VLLM_SHUTDOWN_TIMEOUT_SINCE:
+        return []
+    if any(arg.split("=", 1)[0] == VLLM_SHUTDOWN_TIMEOUT_FLAG for arg in config.extra_args):
+        return []  # the user's own value
+    seconds = max(0, math.floor(config.drain_seconds) - SHUTDOWN_TIMEOUT_MARGIN_SECONDS)
+    return [VLLM_SHUTDOWN_TIMEOUT_FLAG, str(seconds)]
+
+
+def installed_engine_version(engine: Engine) -> str | None:
+    """The installed engine's package version; None when it is not installed (tests, a fake engine)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version(engine)
+    except metadata.PackageNotFoundError:
+        return None
+
+
 def engine_command(config: LauncherConfig) -> list[str]:
     """The engine command line for `config`; secrets (HF_TOKEN) stay in the environment."""
     prefix = config.engine_command_override or DEFAULT_ENGINE_PREFIX[config.engine]
@@ -427,6 +481,7 @@ def engine_command(config: LauncherConfig) -> list[str]:
     if config.model_source == "HuggingFace":
         args += ["--revision", config.model_revision]
     args += _precision_args(config)
+    args += graceful_shutdown_args(config)
     args += config.extra_args
     return [*prefix, *args]
 
@@ -595,6 +650,8 @@ def main(env: Mapping[str, str] | None = None) -> int:
         for message in problems:
             log.error(message, extra={"fields": {"kind": "preflight"}})
         return EXIT_CONFIG_ERROR
+    if config.engine_command_override is None:
+        config = dataclasses.replace(config, engine_version=installed_engine_version(config.engine))
     command = engine_command(config)
     log.info(
         "starting engine",

@@ -215,6 +215,18 @@ def _printer_columns() -> list[Schema]:
             "jsonPath": ".status.spotShare",
         },
         {
+            "name": "Fallback",
+            "type": "integer",
+            "description": "On-demand replicas running in place of spot replicas (every region)",
+            "jsonPath": ".status.spot.fallbackReplicas",
+        },
+        {
+            "name": "Fallback-Reason",
+            "type": "string",
+            "description": "Why (reason of the FallbackActive condition): SpotShortage, SpotInterrupted, ...",
+            "jsonPath": '.status.conditions[?(@.type=="FallbackActive")].reason',
+        },
+        {
             "name": "Status",
             "type": "string",
             "description": "Ready condition",

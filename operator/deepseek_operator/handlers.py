@@ -9,7 +9,10 @@ from typing import Any
 
 import kopf
 
-import deepseek_operator.indexes  # noqa: F401 - registers the controllers' pod and node indexes with kopf
+# Imported for what they register with kopf: the controllers' pod and node indexes; the spot controller's
+# daemon and wake-ups.
+import deepseek_operator.indexes
+import deepseek_operator.spot.controller  # noqa: F401
 from deepseek_operator import metrics
 from deepseek_operator.api import GROUP, PLURAL, VERSION
 from deepseek_operator.failover.controller import PROBE_ADDRESS_ANNOTATION_ENV, FailoverController

@@ -48,6 +48,9 @@ class PodSummary:
     # The DisruptionTarget condition (eviction, preemption, node shutdown), when present and True.
     disruption_reason: str | None
     created_at: datetime | None
+    # PodScheduled=False: the scheduler's reason alone (Unschedulable: no node fits; SchedulingGated: not
+    # tried yet), so a pod Pending for capacity can be told from one merely waiting.
+    unschedulable_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -112,6 +115,9 @@ def pod_summary(body: Mapping[str, Any]) -> PodSummary | None:
             else None
         ),
         created_at=_timestamp(metadata.get("creationTimestamp")),
+        unschedulable_reason=(
+            str(scheduled.get("reason") or "") if scheduled and scheduled.get("status") == "False" else None
+        ),
     )
 
 

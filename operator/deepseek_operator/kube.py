@@ -20,6 +20,12 @@ from kubernetes.dynamic.exceptions import ResourceNotFoundError
 from deepseek_operator.api import API_VERSION, GROUP, KIND, PLURAL, VERSION
 from deepseek_operator.render.labels import DEPLOYMENT_LABEL
 
+# The spot controller's own manager for its status fields (status.spot, the SpotAvailable and
+# FallbackActive conditions): server-side apply removes the fields a manager stops sending, so with one
+# manager the reconcile's status apply would delete what the spot controller wrote, and the other way
+# round. With two, each apply only owns (and prunes) its own fields; the conditions list-map is keyed by
+# type, so each manager owns its own condition entries.
+SPOT_FIELD_MANAGER = "deepseek-operator-spot"
 FIELD_MANAGER = "deepseek-operator"
 # The failover controller writes status.failover and its two conditions under a field manager of its own.
 # Server-side apply removes the fields a manager stops sending: with one manager, the reconcile's status
@@ -283,6 +289,48 @@ class Kube:
         }
         core: Any = client.CoreV1Api(self.api_client)
         core.create_namespaced_event(metadata["namespace"], event)
+
+    def apply_spot_status(
+        self, namespace: str, name: str, status: Mapping[str, Any]
+    ) -> dict[str, Any] | None:
+        """Server-side apply of the spot controller's status fields under SPOT_FIELD_MANAGER; the
+        returned object's status, or None when the object is gone.
+
+        No resourceVersion precondition, unlike `apply_status`: these fields are the spot controller's
+        alone (one writer per object, the leader), so a concurrent change of the object cannot make them
+        describe an older state; a spec change since the read is acted on at the next look, seconds later.
+        """
+        body = {
+            "apiVersion": API_VERSION,
+            "kind": KIND,
+            "metadata": {"name": name},
+            "status": dict(status),
+        }
+        resource = self._resource(API_VERSION, KIND)
+        try:
+            result = resource.status.server_side_apply(
+                body=body,
+                name=name,
+                namespace=namespace,
+                field_manager=SPOT_FIELD_MANAGER,
+                force_conflicts=True,
+            )
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+        applied: dict[str, Any] = result.to_dict()
+        return applied
+
+    def annotate_pod(self, namespace: str, name: str, annotations: Mapping[str, str]) -> None:
+        """Merge-patch a pod's annotations (the spot controller's pod-deletion-cost); a pod gone is fine."""
+        try:
+            client.CoreV1Api(self.api_client).patch_namespaced_pod(
+                name, namespace, {"metadata": {"annotations": dict(annotations)}}
+            )
+        except ApiException as error:
+            if error.status != 404:
+                raise
 
 
 def adopt(obj: Mapping[str, Any], owner: Mapping[str, Any]) -> dict[str, Any]:

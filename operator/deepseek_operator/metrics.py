@@ -13,7 +13,7 @@ from collections import defaultdict
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
-from deepseek_operator.api import DeepSeekDeploymentStatus
+from deepseek_operator.api import DeepSeekDeploymentStatus, SpotStatus
 
 METRICS_ADDRESS_ENV = "DEEPSEEK_OPERATOR_METRICS_ADDRESS"
 DEFAULT_METRICS_ADDRESS = "0.0.0.0:9090"
@@ -69,6 +69,40 @@ ENGINE_PROBES = Counter(
     "GET /health probes of inference pods by the failover controller, by outcome (pass, fail, unknown).",
     ["outcome"],
 )
+# The spot controller's (deepseek_operator.spot).
+SPOT_FALLBACK_REPLICAS = Gauge(
+    "deepseek_operator_spot_fallback_replicas",
+    "On-demand replicas running in place of spot replicas (interrupted, or Pending for capacity).",
+    ["namespace", "name", "region"],
+)
+SPOT_SPILL_REPLICAS = Gauge(
+    "deepseek_operator_spot_spill_replicas",
+    "Spot replicas running in place of on-demand replicas Pending for capacity (spot.fallback.spillToSpot).",
+    ["namespace", "name", "region"],
+)
+SPOT_SUPPRESSED = Gauge(
+    "deepseek_operator_spot_suppressed",
+    "1 while spot is not used in a region because it was interrupted too often (its cooldown).",
+    ["namespace", "name", "region"],
+)
+SPOT_INTERRUPTIONS = Counter(
+    "deepseek_operator_spot_interruptions",
+    "Interruption notices seen under spot replicas (each node once), by signal (a taint key, NodeDeleting, "
+    "NodeNotReady, NodeGone, DisruptionTarget/<reason>).",
+    ["namespace", "name", "region", "signal"],
+)
+SPOT_REPLACEMENT_SECONDS = Histogram(
+    "deepseek_operator_spot_replacement_seconds",
+    "From an interruption notice (or the start of a shortage) until the region's replicas are ready again, "
+    "by cause (Interruption, Shortage, OnDemandShortage).",
+    ["cause"],
+    buckets=(1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200, 1800, 3600),
+)
+REPLICA_SECONDS = Counter(
+    "deepseek_operator_replica_seconds",
+    "Ready replicas integrated over time, per region and capacity type (on-demand, spot): the cost split.",
+    ["namespace", "name", "region", "capacity_type"],
+)
 
 
 GaugeSeries = tuple[Gauge, tuple[str, ...]]
@@ -79,6 +113,8 @@ _gauges: dict[tuple[str, str], set[GaugeSeries]] = {}
 # The failover controller's gauges, per DeepSeekDeployment (written apart from the reconcile's).
 _failover_gauges: dict[tuple[str, str], set[GaugeSeries]] = {}
 _counters: defaultdict[tuple[str, str], set[CounterSeries]] = defaultdict(set)
+# ... and the gauge series the spot controller's last decision set (apart: each writer removes only its own).
+_spot_gauges: dict[tuple[str, str], set[GaugeSeries]] = {}
 
 
 def record_status(namespace: str, name: str, status: DeepSeekDeploymentStatus) -> None:
@@ -147,12 +183,61 @@ def _increment(counter: Counter, labels: tuple[str, ...]) -> None:
         _counters[(labels[0], labels[1])].add((counter, labels))
 
 
+# The spot controller's counters, labelled (namespace, name, region, ...): they go with their region.
+_SPOT_COUNTERS = (SPOT_INTERRUPTIONS, REPLICA_SECONDS)
+
+
+def record_spot(namespace: str, name: str, status: SpotStatus | None) -> None:
+    """Set the spot controller's gauges from its status (None: spot is off), removing those it no longer
+    has, and its counters of regions that are gone."""
+    regions = {region.name for region in status.regions} if status else set()
+    values: dict[GaugeSeries, float] = {}
+    for region in status.regions if status else ():
+        region_labels = (namespace, name, region.name)
+        values[(SPOT_FALLBACK_REPLICAS, region_labels)] = region.fallback_replicas
+        values[(SPOT_SPILL_REPLICAS, region_labels)] = region.spill_replicas
+        values[(SPOT_SUPPRESSED, region_labels)] = 1 if region.suppressed_until is not None else 0
+    key = (namespace, name)
+    with _lock:
+        for metric, series in _spot_gauges.get(key, set()) - values.keys():
+            metric.remove(*series)
+        for (metric, series), value in values.items():
+            metric.labels(*series).set(value)
+        _spot_gauges[key] = set(values)
+        counters = _counters.get(key, set())
+        for counter, series in [(c, labels) for c, labels in counters if c in _SPOT_COUNTERS]:
+            if series[2] not in regions:
+                counter.remove(*series)
+                counters.discard((counter, series))
+
+
+def count_interruption(namespace: str, name: str, region: str, signal: str) -> None:
+    _add(SPOT_INTERRUPTIONS, (namespace, name, region, signal), 1)
+
+
+def add_replica_seconds(namespace: str, name: str, region: str, capacity_type: str, seconds: float) -> None:
+    if seconds > 0:
+        _add(REPLICA_SECONDS, (namespace, name, region, capacity_type), seconds)
+
+
+def observe_replacement(cause: str, seconds: float) -> None:
+    SPOT_REPLACEMENT_SECONDS.labels(cause).observe(seconds)
+
+
+def _add(counter: Counter, labels: tuple[str, ...], amount: float) -> None:
+    with _lock:
+        counter.labels(*labels).inc(amount)
+        _counters[(labels[0], labels[1])].add((counter, labels))
+
+
 def forget(namespace: str, name: str) -> None:
     """Remove every series of DeepSeekDeployment namespace/name: it is gone, and so are its figures (a
     gauge left behind would keep its last value, and alerts on it firing, until the operator restarts)."""
     key = (namespace, name)
     with _lock:
         for gauge, labels in _gauges.pop(key, set()) | _failover_gauges.pop(key, set()):
+            gauge.remove(*labels)
+        for gauge, labels in _spot_gauges.pop(key, set()):
             gauge.remove(*labels)
         for counter, labels in _counters.pop(key, set()):
             counter.remove(*labels)

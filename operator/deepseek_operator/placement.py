@@ -25,11 +25,14 @@ class Placement:
 def placement_from_status(spec: DeepSeekDeploymentSpec, status: Mapping[str, Any] | None) -> Placement:
     """The placement the controllers' status fields describe for this spec (the spec's own when none)."""
     active_region, full_regions = failover_routing(spec, status or {})
-    on_demand_fallback, spot_spill = spot_adjustments(spec, status or {})
+    on_demand_fallback, spot_spill, spot_withheld = spot_adjustments(spec, status or {})
     return Placement(
         active_region=active_region,
         adjustments=ReplicaAdjustments(
-            full_regions=full_regions, on_demand_fallback=on_demand_fallback, spot_spill=spot_spill
+            full_regions=full_regions,
+            on_demand_fallback=on_demand_fallback,
+            spot_spill=spot_spill,
+            spot_withheld=spot_withheld,
         ),
     )
 
@@ -63,10 +66,29 @@ def failover_routing(spec: DeepSeekDeploymentSpec, status: Mapping[str, Any]) ->
 
 def spot_adjustments(
     spec: DeepSeekDeploymentSpec, status: Mapping[str, Any]
-) -> tuple[Mapping[str, int], Mapping[str, int]]:
-    """On-demand fallback and spot spill replicas per region.
+) -> tuple[Mapping[str, int], Mapping[str, int], Mapping[str, int]]:
+    """On-demand fallback, spot spill and withheld spot replicas per region, as the spot controller
+    recorded them in ``status.spot.regions`` (`deepseek_operator.spot`).
 
-    No spot controller records a decision yet: none.
+    None while spot or its fallback is disabled in the spec, whatever status still says (the controller
+    clears it at its next look), and none for a region the spec no longer lists.
     """
-    del spec, status
-    return {}, {}
+    if not (spec.spot.enabled and spec.spot.fallback.enabled):
+        return {}, {}, {}
+    names = {region.name for region in spec.regions}
+    fallback: dict[str, int] = {}
+    spill: dict[str, int] = {}
+    withheld: dict[str, int] = {}
+    for region in (status.get("spot") or {}).get("regions") or []:
+        name = region.get("name")
+        if name not in names:
+            continue
+        for target, key in (
+            (fallback, "fallbackReplicas"),
+            (spill, "spillReplicas"),
+            (withheld, "withheldReplicas"),
+        ):
+            value = region.get(key)
+            if isinstance(value, int) and value > 0:
+                target[name] = value
+    return fallback, spill, withheld

@@ -163,6 +163,10 @@ def compute_status(
 ) -> DeepSeekDeploymentStatus:
     observed_list = list(observed)
     plan = plan_replicas(spec, active_region, adjustments)
+    # What must serve: the spec's split. On-demand fallback and spot spill stand in for replicas that
+    # cannot run (the pools' Deployments ask for both, the Pending ones and their stand-ins), so they
+    # count in the pools' desired replicas, not in the region's.
+    serving = plan_replicas(spec, active_region, ReplicaAdjustments(full_regions=adjustments.full_regions))
     previous = {condition.type: condition for condition in previous_conditions}
 
     def ready_in(region: str, pool: CapacityPool | None = None) -> int:
@@ -188,13 +192,13 @@ def compute_status(
             RegionStatus(
                 name=region.name,
                 role=RegionRole.ACTIVE if region.name == active_region else RegionRole.STANDBY,
-                desired_replicas=plan[region.name].total,
+                desired_replicas=serving[region.name].total,
                 ready_replicas=ready_in(region.name),
                 pools=tuple(pools),
             )
         )
 
-    desired = plan[active_region].total
+    desired = serving[active_region].total
     ready = ready_in(active_region)
     current = sum(d.replicas for d in observed_list if d.region == active_region)
     active_pools = next(r for r in regions if r.name == active_region).pools
@@ -281,7 +285,8 @@ def compute_status(
         ready_replicas=ready,
         desired_replicas=desired,
         ready=f"{ready}/{desired}",
-        spot_share=plan[active_region].spot_share,
+        # The spec's split: on-demand stand-ins for spot show in status.spot and the Fallback column.
+        spot_share=serving[active_region].spot_share,
         selector=selector_string(region_selector(name, active_region)),
     )
 

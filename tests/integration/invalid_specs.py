@@ -232,7 +232,7 @@ INVALID_SPECS: Final[tuple[InvalidSpec, ...]] = (
     _case(
         "spot-fallback-too-fast",
         {"spot": {"fallback": {"pendingTimeoutSeconds": 5}}},
-        "should be greater than or equal to 30",
+        "should be greater than or equal to 10",
     ),
     # spec.service, spec.monitoring, spec.priorityTier, spec.rollout
     _case("service-type-unknown", {"service": {"type": "ExternalName"}}, 'Unsupported value: "ExternalName"'),

@@ -337,6 +337,16 @@ def test_a_resync_without_change_writes_nothing(dsd: Dsd, operator: OperatorProc
     wait_until(
         lambda: (dsd.condition("Progressing") or {}).get("status") == "False", 30, "the rollout to finish"
     )
+    # The spot controller writes its own status fields until it has seen every pod ready: wait for it,
+    # so that only the reconcile below could change the object.
+    wait_until(
+        lambda: all(
+            r.get("phase") == "Steady"
+            for r in ((dsd.get()["status"].get("spot") or {}).get("regions") or [{}])
+        ),
+        30,
+        "the spot controller steady",
+    )
 
     def versions() -> dict[str, str]:
         children = {f"Deployment/{d.metadata.name}": d.metadata.resource_version for d in dsd.deployments()}

@@ -11,7 +11,8 @@ import yaml
 from localcluster.cluster import LocalCluster
 from localcluster.operator import OperatorProcess
 from localcluster.tools import ensure_tools
-from localcluster.waiting import WaitTimeoutError
+from localcluster.waiting import WaitTimeoutError, wait_until
+from operator_fixtures import Dsd
 from sample_support import REPO_ROOT, SAMPLES_DIR, Sample, ready_sample, reconcile_sample_to_ready, samples
 
 pytestmark = pytest.mark.cluster
@@ -69,6 +70,11 @@ def test_the_readme_kubectl_get_examples_are_real_output(
     kubectl = str(ensure_tools(["kubectl"])["kubectl"].path)
     production = next(sample for sample in samples() if sample.path.name == "production.yaml")
     with ready_sample(api_client, namespace, production):
+        # The Fallback columns come from the spot controller's status, written beside the reconcile's.
+        dsd = Dsd(api_client, namespace, production.name)
+        wait_until(
+            lambda: dsd.condition("FallbackActive"), 30, "the spot controller's FallbackActive condition"
+        )
         for command in ("kubectl get dsd", "kubectl get dsd -o wide"):
             expected = readme_output(command)
             printed = subprocess.run(

@@ -124,3 +124,31 @@ def test_the_cost_report_states_request_rates_and_what_per_object_probing_would_
     assert "500.0 engine probes/s" in text
     assert "every pod every second would be 1500/s" in text
     assert "250 ms" in text
+
+
+def test_the_spot_benchmark_prints_each_figure_with_its_goal_and_says_when_one_is_missed() -> None:
+    spot = load("spot")
+    day = spot.Day(
+        seconds=150,
+        replicas=4,
+        minimum_ready=1,
+        minimum_on_demand=1,
+        below_spec_share=0.2,
+        spot_share=0.42,
+        spec_spot_share=0.75,
+        events=["  15s spot short"],
+    )
+    notice = spot.Interruption(replacement_seconds=3.7, pod_start_seconds=2.6, ok=248, failed=0)
+    lines, met = spot.report([11.6, 12.2, 11.0], notice, day)
+    assert met
+    assert lines[0].endswith("(goal <= pendingTimeoutSeconds 10 + 5 = 15 s)")
+    assert "max 12.2 s" in lines[0]
+    assert "(goal <= 5 s + pod start = 7.6 s)" in lines[1]
+    assert "lost 0" in lines[2]
+    assert "(the spec's target 75 %)" in lines[5]
+    _, slow_shortage = spot.report([16.0], notice, day)
+    assert not slow_shortage
+    _, slow_notice = spot.report([11.0], spot.Interruption(9.0, 2.0, 10, 0), day)
+    assert not slow_notice
+    _, below_base = spot.report([11.0], notice, spot.Day(**{**day.__dict__, "minimum_on_demand": 0}))
+    assert not below_base

@@ -234,10 +234,14 @@ def test_rbac_grants_nothing_beyond_what_the_operator_uses(values_file: Path) ->
     event_rules = [rule for rule in rules if "events" in rule["resources"]]
     assert event_rules
     assert all(rule["verbs"] == ["create"] for rule in event_rules)
-    # Pods and nodes are only read, through the controllers' watch-backed indexes.
-    read_only = [rule for rule in rules if {"pods", "nodes"} & set(rule["resources"])]
-    assert read_only
-    assert all(rule["verbs"] == ["list", "watch"] for rule in read_only), read_only
+    # Nodes are only read, through the controllers' watch-backed indexes; pods too, and patched for the
+    # spot controller's pod-deletion-cost annotation.
+    node_rules = [rule for rule in rules if "nodes" in rule["resources"]]
+    pod_rules = [rule for rule in rules if "pods" in rule["resources"]]
+    assert node_rules
+    assert pod_rules
+    assert all(rule["verbs"] == ["list", "watch"] for rule in node_rules), node_rules
+    assert all(rule["verbs"] == ["list", "watch", "patch"] for rule in pod_rules), pod_rules
 
 
 def watched_by_a_handler() -> set[tuple[str, str]]:
@@ -288,9 +292,11 @@ def test_rbac_grants_each_child_kind_exactly_the_verbs_the_operator_uses() -> No
         "patch",
     }
     assert granted[("serving.deepseek-operator.io", "deepseekdeployments/status")] == {"patch"}
-    # The indexes of indexes.py: pods and nodes, listed and watched, nothing more.
+    # The indexes of indexes.py: pods and nodes, listed and watched; pods patched for the spot
+    # controller's pod-deletion-cost (kube.Kube.annotate_pod), nothing more.
     assert {("", "pods"), ("", "nodes")} <= watched
-    assert granted[("", "pods")] == granted[("", "nodes")] == {"list", "watch"}
+    assert granted[("", "nodes")] == {"list", "watch"}
+    assert granted[("", "pods")] == {"list", "watch", "patch"}
 
 
 def test_pods_meet_the_restricted_pod_security_standard() -> None:

@@ -150,10 +150,23 @@ def test_version_is_served_stored_with_subresources(version: dict[str, Any]) -> 
 
 def test_printer_columns(version: dict[str, Any]) -> None:
     columns = {column["name"]: column for column in version["additionalPrinterColumns"]}
-    assert list(columns) == ["Active", "Ready", "Spot", "Status", "Reason", "Model", "Age"]
+    assert list(columns) == [
+        "Active",
+        "Ready",
+        "Spot",
+        "Fallback",
+        "Fallback-Reason",
+        "Status",
+        "Reason",
+        "Model",
+        "Age",
+    ]
     assert columns["Active"]["jsonPath"] == ".status.activeRegion"
     assert columns["Ready"]["jsonPath"] == ".status.ready"
     assert columns["Spot"]["jsonPath"] == ".status.spotShare"
+    # what `kubectl get dsd` says of the on-demand fallback, and why
+    assert columns["Fallback"]["jsonPath"] == ".status.spot.fallbackReplicas"
+    assert columns["Fallback-Reason"]["jsonPath"] == '.status.conditions[?(@.type=="FallbackActive")].reason'
     assert columns["Status"]["jsonPath"] == '.status.conditions[?(@.type=="Ready")].status'
     assert columns["Reason"]["jsonPath"] == '.status.conditions[?(@.type=="Ready")].reason'
     assert columns["Age"] == {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
@@ -206,6 +219,8 @@ def test_list_map_keys_are_required(root: Schema) -> None:
         (".status.conditions", ["type"]),
         (".status.regions", ["name"]),
         (".status.regions[].pools", ["name"]),
+        (".status.spot.regions", ["name"]),
+        (".status.spot.regions[].pools", ["name"]),
         (".status.failover.regions", ["name"]),
     ]
 
@@ -238,7 +253,7 @@ def test_bounds_come_from_the_models(root: Schema) -> None:
     assert (gpus["minimum"], gpus["maximum"]) == (1, 16)
     assert spec["replicas"]["minimum"] == 0
     fallback = spec["spot"]["properties"]["fallback"]["properties"]["pendingTimeoutSeconds"]
-    assert (fallback["minimum"], fallback["maximum"]) == (30, 3600)
+    assert (fallback["minimum"], fallback["maximum"]) == (10, 3600)
 
 
 def test_int_or_string_fields(root: Schema) -> None:

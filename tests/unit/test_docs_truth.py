@@ -23,14 +23,7 @@ from prometheus_client import Counter, Gauge, Histogram
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHART = REPO_ROOT / "charts" / "deepseek-operator"
 NOT_YET = "not implemented yet"
-# Settings no controller of this release acts on (the spot-fallback issue adds it): their `kubectl
-# explain` text must say so. Remove a path here when its controller lands.
-WITHOUT_A_CONTROLLER = [
-    ".spec.spot.fallback",
-    ".spec.spot.fallback.enabled",
-    ".spec.spot.fallback.pendingTimeoutSeconds",
-]
-# Settings the failover controller acts on: their text must not say it is missing any more.
+# Settings the failover and spot controllers act on: their `kubectl explain` text must not say otherwise.
 FAILOVER_SETTINGS = [
     ".spec.failover",
     ".spec.failover.enabled",
@@ -45,6 +38,16 @@ FAILOVER_SETTINGS = [
     ".spec.regions[].role",
     ".spec.monitoring.prometheusUrl",
 ]
+SPOT_CONTROLLER_SETTINGS = [
+    ".spec.spot.fallback",
+    ".spec.spot.fallback.enabled",
+    ".spec.spot.fallback.pendingTimeoutSeconds",
+    ".spec.spot.fallback.maxReplicas",
+    ".spec.spot.fallback.quietPeriodSeconds",
+    ".spec.spot.fallback.stepSeconds",
+    ".spec.spot.fallback.spillToSpot",
+    ".spec.spot.fallback.cooldown",
+]
 
 
 def schema_at(path: str) -> dict[str, Any]:
@@ -57,17 +60,27 @@ def schema_at(path: str) -> dict[str, Any]:
     return node
 
 
-@pytest.mark.parametrize("path", WITHOUT_A_CONTROLLER)
-def test_kubectl_explain_says_which_settings_nothing_acts_on_yet(path: str) -> None:
-    description = schema_at(path)["description"]
-    assert NOT_YET in description.lower(), f"{path}: {description!r}"
-
-
-@pytest.mark.parametrize("path", FAILOVER_SETTINGS)
-def test_kubectl_explain_no_longer_calls_failover_missing(path: str) -> None:
+@pytest.mark.parametrize("path", FAILOVER_SETTINGS + SPOT_CONTROLLER_SETTINGS)
+def test_kubectl_explain_does_not_call_a_controllers_settings_unimplemented(path: str) -> None:
     description = schema_at(path)["description"]
     assert NOT_YET not in description.lower(), f"{path}: {description!r}"
     assert "nothing acts on it" not in description.lower(), f"{path}: {description!r}"
+
+
+def test_no_field_of_the_api_is_unimplemented() -> None:
+    """Every field `kubectl explain` shows is acted on: no description hedges."""
+
+    def descriptions(node: dict[str, Any], path: str) -> Iterator[tuple[str, str]]:
+        if "description" in node:
+            yield path, str(node["description"])
+        for name, child in (node.get("properties") or {}).items():
+            yield from descriptions(child, f"{path}.{name}")
+        if isinstance(node.get("items"), dict):
+            yield from descriptions(node["items"], f"{path}[]")
+
+    schema = build_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    hedged = [path for path, text in descriptions(schema, "") if NOT_YET in text.lower()]
+    assert not hedged
 
 
 # --- metrics the operator exports, and what the chart's dashboard and alerts read ---------------------
@@ -137,8 +150,11 @@ def test_the_failover_alert_and_panel_read_a_counter_the_operator_exports() -> N
 
 # --- prose: READMEs and the chart's metadata -------------------------------------------------------
 
-# Words that promise a spot fallback (failover is implemented; spot fallback is not yet).
-PROMISE = re.compile(r"spot[ -]fallback|fall(s|ing)?[ -]?back to on-demand|on-demand fallback", re.IGNORECASE)
+# Words about the two controllers: prose that mentions them must not hedge them any more.
+CONTROLLERS = re.compile(
+    r"fail(s|ed|ing)?[ -]?over|spot[ -]fallback|fall(s|ing)?[ -]?back to on-demand|on-demand fallback",
+    re.IGNORECASE,
+)
 
 
 def paragraphs(markdown: str) -> Iterator[str]:
@@ -161,31 +177,26 @@ def paragraphs(markdown: str) -> Iterator[str]:
         "docs/inference-contract.md",
     ],
 )
-def test_prose_about_spot_fallback_says_it_is_not_implemented_yet(document: str) -> None:
+def test_prose_about_failover_and_spot_fallback_does_not_call_them_missing(document: str) -> None:
     text = (REPO_ROOT / document).read_text()
-    promises = [
-        p for p in paragraphs(text) if PROMISE.search(p) and NOT_YET not in " ".join(p.split()).lower()
-    ]
-    assert not promises, f"{document}: " + "\n---\n".join(promises)
+    hedged = [p for p in paragraphs(text) if CONTROLLERS.search(p) and NOT_YET in " ".join(p.split()).lower()]
+    assert not hedged, f"{document}: " + "\n---\n".join(hedged)
 
 
-def test_the_readme_opening_says_what_is_not_implemented_yet() -> None:
-    """The first thing a reader sees: failover is there, spot fallback is the missing controller."""
+def test_the_readme_opening_promises_failover_and_spot_fallback_without_hedging() -> None:
+    """The first thing a reader sees: both controllers are there."""
     opening = (REPO_ROOT / "README.md").read_text().split("\n## ", 1)[0].split("```", 1)[0]
     flat = " ".join(opening.split()).lower()
-    assert NOT_YET in flat
-    missing = flat.split(NOT_YET, 1)[1].split(".", 1)[0]
-    assert "spot" in missing
-    assert "failover" not in missing
+    assert NOT_YET not in flat
     assert "fails over" in flat
+    assert "spot capacity and on-demand fallback" in flat
 
 
 def test_package_and_chart_descriptions_promise_nothing_missing() -> None:
     project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
     chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
     for description in (project["description"], chart["description"]):
-        if PROMISE.search(description):
-            assert NOT_YET in description.lower(), description
+        assert NOT_YET not in " ".join(description.split()).lower(), description
 
 
 # --- dependencies ---------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@ fake engine standing in for vLLM via DSD_ENGINE_COMMAND) signal forwarding and t
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shlex
@@ -16,12 +17,14 @@ from pathlib import Path
 
 import pytest
 from deepseek_launcher import (
+    VLLM_SHUTDOWN_TIMEOUT_SINCE,
     ConfigError,
     LauncherConfig,
     config_from_env,
     engine_command,
     exit_status,
     preflight_errors,
+    version_tuple,
 )
 
 ALL_INTERFACES = "0.0.0.0"
@@ -515,3 +518,65 @@ def test_invalid_environment_exits_2_before_starting_anything(tmp_path: Path) ->
     assert [entry["level"] for entry in entries] == ["error", "error"]
     assert entries[0]["msg"].startswith("DSD_TENSOR_PARALLEL_SIZE='x' is not an integer")
     assert entries[1]["msg"].startswith("DSD_PORT=0 is out of range")
+
+
+# ---- graceful shutdown: the engine's own option, where its version has one ----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("engine", "version", "expected"),
+    [
+        ("vllm", "0.11.0", None),  # the image's pin: no such flag, SIGTERM aborts running requests
+        ("vllm", "0.17.1", None),
+        ("vllm", "0.18.0", "119"),  # drain 120 s, ending a second before the launcher's deadline
+        ("vllm", "0.19.2rc1+cu128", "119"),
+        ("vllm", None, None),  # not installed (a fake engine)
+        ("sglang", "0.5.4", None),  # drains on SIGTERM by itself, no flag
+    ],
+)
+def test_the_engines_graceful_shutdown_option_is_passed_where_its_version_has_one(
+    engine: str, version: str | None, expected: str | None
+) -> None:
+    config = dataclasses.replace(config_from_env({"DSD_ENGINE": engine}), engine_version=version)
+    command = engine_command(config)
+    if expected is None:
+        assert "--shutdown-timeout" not in command
+    else:
+        assert _flag(command, "--shutdown-timeout") == expected
+
+
+def test_the_users_own_shutdown_timeout_is_kept() -> None:
+    config = dataclasses.replace(
+        config_from_env({"DSD_EXTRA_ARGS": '["--shutdown-timeout=30"]'}), engine_version="0.18.0"
+    )
+    command = engine_command(config)
+    assert command.count("--shutdown-timeout") == 0
+    assert command[-1] == "--shutdown-timeout=30"
+
+
+def test_a_short_spot_drain_gives_a_short_shutdown_timeout() -> None:
+    config = dataclasses.replace(config_from_env({"DSD_DRAIN_SECONDS": "9"}), engine_version="0.18.0")
+    assert _flag(engine_command(config), "--shutdown-timeout") == "8"
+    zero = dataclasses.replace(config_from_env({"DSD_DRAIN_SECONDS": "0"}), engine_version="0.18.0")
+    assert _flag(engine_command(zero), "--shutdown-timeout") == "0"
+
+
+@pytest.mark.parametrize(
+    ("version", "numbers"),
+    [("0.11.0", (0, 11, 0)), ("0.18.1rc1+cu128", (0, 18, 1)), ("1.0", (1, 0)), ("dev", ())],
+)
+def test_version_numbers(version: str, numbers: tuple[int, ...]) -> None:
+    assert version_tuple(version) == numbers
+
+
+def test_the_pinned_vllm_has_no_shutdown_timeout_so_none_is_passed_in_the_image() -> None:
+    pin = next(
+        line.split("==")[1]
+        for line in (Path(__file__).parents[2] / "images/inference/requirements-vllm.txt")
+        .read_text()
+        .splitlines()
+        if line.startswith("vllm==")
+    )
+    assert version_tuple(pin) < VLLM_SHUTDOWN_TIMEOUT_SINCE, (
+        "vLLM now has --shutdown-timeout: update the docs"
+    )

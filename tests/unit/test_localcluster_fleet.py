@@ -76,3 +76,90 @@ def test_a_mistyped_fleet_key_is_rejected_with_its_name() -> None:
     document["gpuPools"][0]["gpusPerNod"] = 8
     with pytest.raises(ValidationError, match="gpusPerNod"):
         Fleet.model_validate(document)
+
+
+# --- a fleet per spot provider preset (issue 11) ---------------------------------------------------------
+
+PRESET_FLEETS = DEFAULT_FLEET.parent
+
+
+@pytest.mark.parametrize(
+    ("preset", "spot_labels", "on_demand_labels", "spot_taint"),
+    [
+        # Karpenter applies no capacity taint; reserved capacity is not spot.
+        (
+            "karpenter",
+            {"karpenter.sh/capacity-type": "spot"},
+            [{"karpenter.sh/capacity-type": "on-demand"}, {"karpenter.sh/capacity-type": "reserved"}],
+            None,
+        ),
+        # GKE: on-demand nodes carry no gke-spot label at all.
+        (
+            "gke",
+            {"cloud.google.com/gke-spot": "true"},
+            [{}],
+            ("cloud.google.com/gke-spot", "true", "NoSchedule"),
+        ),
+        (
+            "eks",
+            {"eks.amazonaws.com/capacityType": "SPOT"},
+            [
+                {"eks.amazonaws.com/capacityType": "ON_DEMAND"},
+                {"eks.amazonaws.com/capacityType": "CAPACITY_BLOCK"},
+            ],
+            None,
+        ),
+        (
+            "aks",
+            {"kubernetes.azure.com/scalesetpriority": "spot"},
+            [{}],
+            ("kubernetes.azure.com/scalesetpriority", "spot", "NoSchedule"),
+        ),
+    ],
+)
+def test_each_preset_fleet_labels_and_taints_nodes_as_its_provider_does(
+    preset: str,
+    spot_labels: dict[str, str],
+    on_demand_labels: list[dict[str, str]],
+    spot_taint: tuple[str, str, str] | None,
+) -> None:
+    provider_keys = {
+        "karpenter.sh/capacity-type",
+        "cloud.google.com/gke-spot",
+        "eks.amazonaws.com/capacityType",
+        "kubernetes.azure.com/scalesetpriority",
+    }
+    nodes = fleet_nodes(load_fleet(PRESET_FLEETS / f"{preset}.yaml"), preset)
+    seen_on_demand = []
+    for node in nodes:
+        labels = node["metadata"]["labels"]
+        provider = {key: value for key, value in labels.items() if key in provider_keys}
+        taints = {(t["key"], t["value"], t["effect"]) for t in node["spec"]["taints"]}
+        if labels["localcluster.deepseek-operator.io/capacity-type"] == "spot":
+            assert provider == spot_labels
+            assert (
+                (spot_taint in taints)
+                if spot_taint
+                else taints == {("nvidia.com/gpu", "present", "NoSchedule")}
+            )
+        else:
+            seen_on_demand.append(provider)
+            assert taints == {("nvidia.com/gpu", "present", "NoSchedule")}
+    assert sorted(map(str, seen_on_demand)) == sorted(
+        map(str, [d for d in on_demand_labels for _ in range(2)])
+    )
+    # its own region: it can join a cluster of another fleet
+    assert {n["metadata"]["labels"][REGION_LABEL] for n in nodes}.isdisjoint({"us-east", "eu-west"})
+
+
+def test_the_faults_select_pools_by_name_region_zone_and_capacity_type() -> None:
+    from localcluster.faults import pool_selector
+
+    assert pool_selector() == "localcluster.deepseek-operator.io/fleet"
+    assert pool_selector(pool="h100-spot", region="us-east", zone="us-east-1a") == (
+        "localcluster.deepseek-operator.io/fleet,localcluster.deepseek-operator.io/pool=h100-spot,"
+        "topology.kubernetes.io/region=us-east,topology.kubernetes.io/zone=us-east-1a"
+    )
+    assert pool_selector(capacity_type="spot").endswith(
+        "localcluster.deepseek-operator.io/capacity-type=spot"
+    )

@@ -86,3 +86,50 @@ def test_forget_removes_every_series_of_the_object_and_only_those() -> None:
     assert [line for line in remaining if 'name="r2"' in line and "replicas{" in line]
     assert [line for line in remaining if 'name="r2"' in line and "reconciles_total" in line]
     metrics.forget(namespace, "r1")  # twice (a DELETED event, then a reconcile that finds it gone) is fine
+
+
+def test_the_spot_controllers_series_follow_its_regions_and_go_with_the_object() -> None:
+    from deepseek_operator.api import SpotStatus
+
+    namespace = fresh_namespace()
+
+    def spot_status(*regions: str) -> SpotStatus:
+        return SpotStatus.model_validate(
+            {
+                "fallbackReplicas": 2,
+                "regions": [
+                    {
+                        "name": r,
+                        "phase": "FallenBack",
+                        "reason": "SpotShortage",
+                        "message": "m",
+                        "fallbackReplicas": 2,
+                    }
+                    for r in regions
+                ],
+            }
+        )
+
+    metrics.record_spot(namespace, "r1", spot_status("us-east", "eu-west"))
+    metrics.count_interruption(namespace, "r1", "eu-west", "karpenter.sh/disrupted")
+    metrics.add_replica_seconds(namespace, "r1", "eu-west", "spot", 12.5)
+    metrics.add_replica_seconds(namespace, "r1", "us-east", "on-demand", 3.0)
+    lines = series_of(namespace)
+    assert any(
+        line.startswith("deepseek_operator_spot_fallback_replicas{") and 'region="eu-west"' in line
+        for line in lines
+    )
+    assert any(line.startswith("deepseek_operator_spot_interruptions_total{") for line in lines)
+    assert any(
+        line.startswith("deepseek_operator_replica_seconds_total{") and line.endswith(" 12.5")
+        for line in lines
+    )
+
+    metrics.record_spot(namespace, "r1", spot_status("us-east"))
+    assert not [line for line in series_of(namespace) if 'region="eu-west"' in line]
+    assert any('region="us-east"' in line and "replica_seconds" in line for line in series_of(namespace))
+
+    metrics.record_spot(namespace, "r1", None)  # spot turned off
+    assert not [line for line in series_of(namespace) if "spot" in line.split("{")[0]]
+    metrics.forget(namespace, "r1")
+    assert series_of(namespace) == []

@@ -26,51 +26,43 @@ def test_presets_cover_every_provider_but_custom() -> None:
     assert set(CAPACITY_PRESETS) == set(CapacityProvider) - {CapacityProvider.CUSTOM}
 
 
+def toleration(key: str, value: str) -> dict[str, Any]:
+    return {"key": key, "operator": "Equal", "value": value, "effect": "NoSchedule"}
+
+
 @pytest.mark.parametrize(
-    ("provider", "label", "spot_value", "on_demand", "toleration"),
+    ("provider", "label", "spot_value", "on_demand", "tolerations"),
     [
         (
             CapacityProvider.KARPENTER,
             "karpenter.sh/capacity-type",
             "spot",
-            {"key": "karpenter.sh/capacity-type", "operator": "In", "values": ["on-demand"]},
-            {
-                "key": "karpenter.sh/capacity-type",
-                "operator": "Equal",
-                "value": "spot",
-                "effect": "NoSchedule",
-            },
+            # on-demand and reserved: every value but spot
+            {"key": "karpenter.sh/capacity-type", "operator": "NotIn", "values": ["spot"]},
+            # a convention Karpenter does not apply itself: harmless where absent, replaced by spotTaints
+            [toleration("karpenter.sh/capacity-type", "spot")],
         ),
         (
             CapacityProvider.GKE,
             "cloud.google.com/gke-spot",
             "true",
             {"key": "cloud.google.com/gke-spot", "operator": "DoesNotExist"},
-            {
-                "key": "cloud.google.com/gke-spot",
-                "operator": "Equal",
-                "value": "true",
-                "effect": "NoSchedule",
-            },
+            [toleration("cloud.google.com/gke-spot", "true")],
         ),
         (
             CapacityProvider.EKS,
             "eks.amazonaws.com/capacityType",
             "SPOT",
-            {"key": "eks.amazonaws.com/capacityType", "operator": "In", "values": ["ON_DEMAND"]},
-            None,
+            # ON_DEMAND and CAPACITY_BLOCK: every value but SPOT
+            {"key": "eks.amazonaws.com/capacityType", "operator": "NotIn", "values": ["SPOT"]},
+            [],
         ),
         (
             CapacityProvider.AKS,
             "kubernetes.azure.com/scalesetpriority",
             "spot",
             {"key": "kubernetes.azure.com/scalesetpriority", "operator": "DoesNotExist"},
-            {
-                "key": "kubernetes.azure.com/scalesetpriority",
-                "operator": "Equal",
-                "value": "spot",
-                "effect": "NoSchedule",
-            },
+            [toleration("kubernetes.azure.com/scalesetpriority", "spot")],
         ),
     ],
 )
@@ -79,7 +71,7 @@ def test_presets(
     label: str,
     spot_value: str,
     on_demand: dict[str, Any],
-    toleration: dict[str, Any] | None,
+    tolerations: list[dict[str, Any]],
 ) -> None:
     preset = capacity_labels(SpotSpec(enabled=True, provider=provider))
     assert preset is CAPACITY_PRESETS[provider]
@@ -89,11 +81,55 @@ def test_presets(
         "values": [spot_value],
     }
     assert preset.node_selector_requirement(CapacityPool.ON_DEMAND) == on_demand
-    if toleration is None:
-        assert preset.spot_toleration is None
-    else:
-        assert preset.spot_toleration is not None
-        assert preset.spot_toleration.to_toleration() == toleration
+    assert [t.to_toleration() for t in preset.spot_tolerations] == tolerations
+    assert preset.is_spot_node({label: spot_value})
+    assert not preset.is_spot_node({label: "on-demand"})
+
+
+@pytest.mark.parametrize(
+    ("provider", "key", "value"),
+    [
+        (CapacityProvider.KARPENTER, "karpenter.sh/disrupted", ""),
+        (CapacityProvider.KARPENTER, "karpenter.sh/disruption", "disrupting"),
+        (CapacityProvider.KARPENTER, "aws-node-termination-handler/spot-itn", "event-id"),
+        (CapacityProvider.EKS, "aws-node-termination-handler/spot-itn", "event-id"),
+        (CapacityProvider.EKS, "aws-node-termination-handler/rebalance-recommendation", "x"),
+        (CapacityProvider.EKS, "aws-node-termination-handler/asg-lifecycle-termination", "x"),
+        (CapacityProvider.EKS, "aws-node-termination-handler/scheduled-maintenance", "x"),
+        (CapacityProvider.GKE, "cloud.google.com/impending-node-termination", ""),
+        (CapacityProvider.AKS, "remediator.kubernetes.azure.com/unschedulable", ""),
+        (CapacityProvider.AKS, "remediator.aks.microsoft.com/unschedulable", ""),
+        (CapacityProvider.AKS, "node.kubernetes.io/out-of-service", "nodeshutdown"),
+        (CapacityProvider.GKE, "ToBeDeletedByClusterAutoscaler", "1700000000"),
+    ],
+)
+def test_interruption_taints_are_data_in_the_presets(
+    provider: CapacityProvider, key: str, value: str
+) -> None:
+    preset = CAPACITY_PRESETS[provider]
+    found = preset.interruption_taint(key, value)
+    assert found is not None
+    assert found.key == key
+
+
+def test_not_every_taint_is_an_interruption() -> None:
+    karpenter = CAPACITY_PRESETS[CapacityProvider.KARPENTER]
+    assert karpenter.interruption_taint("karpenter.sh/capacity-type", "spot") is None
+    assert karpenter.interruption_taint("nvidia.com/gpu", "present") is None
+    # the old taint only with its value
+    assert karpenter.interruption_taint("karpenter.sh/disruption", "other") is None
+    # another provider's signal is not read
+    assert CAPACITY_PRESETS[CapacityProvider.GKE].interruption_taint("karpenter.sh/disrupted", "") is None
+
+
+def test_presets_budget_the_shutdown_to_the_providers_notice() -> None:
+    budgets = {provider: labels.spot_grace_seconds for provider, labels in CAPACITY_PRESETS.items()}
+    assert budgets == {
+        CapacityProvider.KARPENTER: 90,
+        CapacityProvider.EKS: 90,
+        CapacityProvider.GKE: 15,
+        CapacityProvider.AKS: 25,
+    }
 
 
 def test_custom_provider_uses_the_spec_labels_and_taint() -> None:
@@ -113,14 +149,18 @@ def test_custom_provider_uses_the_spec_labels_and_taint() -> None:
         label_key="example.com/capacity",
         spot_value="preemptible",
         on_demand_value="standard",
-        spot_toleration=SpotToleration("example.com/preemptible", None, TaintEffect.NO_EXECUTE),
+        spot_tolerations=(SpotToleration("example.com/preemptible", None, TaintEffect.NO_EXECUTE),),
     )
-    toleration = capacity_labels(spot).spot_toleration
-    assert toleration is not None
+    (toleration,) = capacity_labels(spot).spot_tolerations
     assert toleration.to_toleration() == {
         "key": "example.com/preemptible",
         "operator": "Exists",
         "effect": "NoExecute",
+    }
+    assert capacity_labels(spot).node_selector_requirement(CapacityPool.ON_DEMAND) == {
+        "key": "example.com/capacity",
+        "operator": "In",
+        "values": ["standard"],
     }
 
 
@@ -137,7 +177,7 @@ def test_custom_provider_without_on_demand_value_requires_the_label_absent() -> 
         "key": "example.com/spot",
         "operator": "DoesNotExist",
     }
-    assert labels.spot_toleration is None
+    assert labels.spot_tolerations == ()
 
 
 def test_custom_taint_with_a_value_is_tolerated_exactly() -> None:
@@ -152,14 +192,25 @@ def test_custom_taint_with_a_value_is_tolerated_exactly() -> None:
             },
         }
     )
-    toleration = capacity_labels(spot).spot_toleration
-    assert toleration is not None
+    (toleration,) = capacity_labels(spot).spot_tolerations
     assert toleration.to_toleration() == {
         "key": "example.com/spot",
         "operator": "Equal",
         "value": "yes",
         "effect": "NoSchedule",
     }
+
+
+def test_spot_taints_replace_the_presets_toleration() -> None:
+    spot = SpotSpec.model_validate({"enabled": True, "spotTaints": [{"key": "example.com/spot"}]})
+    labels = capacity_labels(spot)
+    assert labels.spot_tolerations == (SpotToleration("example.com/spot", None, TaintEffect.NO_SCHEDULE),)
+    # everything else is the preset's
+    preset = CAPACITY_PRESETS[CapacityProvider.KARPENTER]
+    assert labels.interruption_taints == preset.interruption_taints
+    assert labels.node_selector_requirement(CapacityPool.ON_DEMAND) == preset.node_selector_requirement(
+        CapacityPool.ON_DEMAND
+    )
 
 
 def pools_of(spec: DeepSeekDeploymentSpec) -> dict[str, int]:

@@ -204,6 +204,15 @@ CONTROLLER_FIELDS = {
     "failover.switchTimeoutSeconds",
     "spot.fallback.enabled",
     "spot.fallback.pendingTimeoutSeconds",
+    "spot.fallback.maxReplicas",
+    "spot.fallback.quietPeriodSeconds",
+    "spot.fallback.stepSeconds",
+    "spot.fallback.spillToSpot",
+    "spot.fallback.cooldown.interruptions",
+    "spot.fallback.cooldown.windowSeconds",
+    "spot.fallback.cooldown.seconds",
+    "spot.fallback.cooldown.maxSeconds",
+    "spot.fallback.cooldown.groupSeconds",
 }
 
 _SPOT_CUSTOM = {
@@ -354,6 +363,23 @@ FIELD_EFFECTS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
         {"spot": _SPOT_CUSTOM},
         {"spot": {"custom": {"spotTaint": {"effect": "NoExecute"}}}},
     ),
+    # (an optional list: the field walk names its items without "[]")
+    "spot.spotTaints.key": (
+        {"spot": {"enabled": True}},
+        {"spot": {"spotTaints": [{"key": "example.com/spot"}]}},
+    ),
+    "spot.spotTaints.value": (
+        {"spot": {"enabled": True, "spotTaints": [{"key": "example.com/spot"}]}},
+        {"spot": {"spotTaints": [{"key": "example.com/spot", "value": "yes"}]}},
+    ),
+    "spot.spotTaints.effect": (
+        {"spot": {"enabled": True, "spotTaints": [{"key": "example.com/spot"}]}},
+        {"spot": {"spotTaints": [{"key": "example.com/spot", "effect": "NoExecute"}]}},
+    ),
+    "spot.terminationGracePeriodSeconds": (
+        {"spot": {"enabled": True}},
+        {"spot": {"terminationGracePeriodSeconds": 30}},
+    ),
     "service.port": ({}, {"service": {"port": 80}}),
     "service.type": ({}, {"service": {"type": "LoadBalancer"}}),
     "monitoring.prometheusUrl": (_KEDA, {"monitoring": {"prometheusUrl": "https://prometheus.example.com"}}),
@@ -426,6 +452,17 @@ def test_field_changes_the_rendered_children(path: str) -> None:
         {"failover": {"minActiveSeconds": 5, "maxSwitchesPerHour": 9, "switchTimeoutSeconds": 1}},
         {"failover": {"queries": {"latency": "x"}, "minReadyReplicas": 3, "errorRatePercent": 50}},
         {"spot": {"fallback": {"enabled": False, "pendingTimeoutSeconds": 60}}},
+        {
+            "spot": {
+                "fallback": {
+                    "maxReplicas": 1,
+                    "quietPeriodSeconds": 5,
+                    "stepSeconds": 5,
+                    "spillToSpot": True,
+                    "cooldown": {"interruptions": 1, "windowSeconds": 60, "seconds": 10, "maxSeconds": 20},
+                }
+            }
+        },
     ],
 )
 def test_controller_fields_do_not_change_rendering(change: dict[str, Any]) -> None:

@@ -30,16 +30,16 @@ def pod_spec(spec: DeepSeekDeploymentSpec, pool: CapacityPool = CapacityPool.ON_
     return result
 
 
-def container(spec: DeepSeekDeploymentSpec) -> dict[str, Any]:
-    containers = pod_spec(spec)["containers"]
+def container(spec: DeepSeekDeploymentSpec, pool: CapacityPool = CapacityPool.ON_DEMAND) -> dict[str, Any]:
+    containers = pod_spec(spec, pool)["containers"]
     assert len(containers) == 1
     result: dict[str, Any] = containers[0]
     return result
 
 
-def env_of(spec: DeepSeekDeploymentSpec) -> dict[str, Any]:
+def env_of(spec: DeepSeekDeploymentSpec, pool: CapacityPool = CapacityPool.ON_DEMAND) -> dict[str, Any]:
     """Plain values by name; secret references as their valueFrom."""
-    env = container(spec)["env"]
+    env = container(spec, pool)["env"]
     names = [item["name"] for item in env]
     assert len(names) == len(set(names)), "duplicate environment variables"
     return {item["name"]: item.get("value", item.get("valueFrom")) for item in env}
@@ -155,6 +155,55 @@ def test_shutdown_timing_follows_the_contract() -> None:
     assert pod_spec(spec)["terminationGracePeriodSeconds"] == 10 + 300 + 10
     assert env_of(spec)["DSD_DRAIN_SECONDS"] == "300"
     assert pod_spec(make_spec())["terminationGracePeriodSeconds"] == 140
+
+
+def shutdown(spec: DeepSeekDeploymentSpec, pool: CapacityPool) -> tuple[int, str, int]:
+    """preStop sleep, DSD_DRAIN_SECONDS, terminationGracePeriodSeconds of a pool's pods."""
+    return (
+        container(spec, pool)["lifecycle"]["preStop"]["sleep"]["seconds"],
+        env_of(spec, pool)["DSD_DRAIN_SECONDS"],
+        pod_spec(spec, pool)["terminationGracePeriodSeconds"],
+    )
+
+
+@pytest.mark.parametrize(
+    ("provider", "expected"),
+    [
+        # AWS: 2 minutes of notice, 90 s for the pod: 10 + 70 + 10.
+        ("karpenter", (10, "70", 90)),
+        ("eks", (10, "70", 90)),
+        # GKE gives ordinary pods 15 s of its 30 s: 3 + 9 + 3.
+        ("gke", (3, "9", 15)),
+        # AKS: about 30 s of notice, 25 s for the pod: 6 + 13 + 6.
+        ("aks", (6, "13", 25)),
+    ],
+)
+def test_spot_pods_fit_their_shutdown_in_the_providers_notice(
+    provider: str, expected: tuple[int, str, int]
+) -> None:
+    spec = make_spec(spot={"enabled": True, "provider": provider})
+    assert shutdown(spec, CapacityPool.SPOT) == expected
+    # On-demand pods keep the contract's timings: 10 + drainSeconds + 10.
+    assert shutdown(spec, CapacityPool.ON_DEMAND) == (10, "120", 140)
+
+
+def test_spot_shutdown_budget_is_a_setting_and_never_longer_than_on_demand() -> None:
+    extended = make_spec(spot={"enabled": True, "provider": "gke", "terminationGracePeriodSeconds": 110})
+    assert shutdown(extended, CapacityPool.SPOT) == (10, "90", 110)
+    short_drain = make_spec(spot={"enabled": True}, rollout={"drainSeconds": 20})
+    assert (
+        shutdown(short_drain, CapacityPool.SPOT)
+        == shutdown(short_drain, CapacityPool.ON_DEMAND)
+        == (10, "20", 40)
+    )
+    custom = make_spec(
+        spot={
+            "enabled": True,
+            "provider": "custom",
+            "custom": {"labelKey": "example.com/spot", "spotValue": "y"},
+        }
+    )
+    assert shutdown(custom, CapacityPool.SPOT) == (10, "120", 140), "no known notice: the contract's timings"
 
 
 def test_security_settings() -> None:
@@ -342,10 +391,11 @@ def test_capacity_terms_only_when_spot_is_enabled() -> None:
         "operator": "In",
         "values": ["spot"],
     }
+    # Not spot: on-demand and reserved capacity both.
     assert match_expressions(spot, CapacityPool.ON_DEMAND)[-1] == {
         "key": "karpenter.sh/capacity-type",
-        "operator": "In",
-        "values": ["on-demand"],
+        "operator": "NotIn",
+        "values": ["spot"],
     }
     assert len(match_expressions(make_spec(), CapacityPool.ON_DEMAND)) == 1
 
@@ -370,6 +420,16 @@ def test_tolerations() -> None:
         gpu,
         {"key": "cloud.google.com/gke-spot", "operator": "Equal", "value": "true", "effect": "NoSchedule"},
     ]
+    own_taint = make_spec(
+        spot={"enabled": True, "spotTaints": [{"key": "example.com/spot"}, {"key": "b", "value": "c"}]}
+    )
+    assert pod_spec(own_taint, CapacityPool.SPOT)["tolerations"] == [
+        gpu,
+        {"key": "example.com/spot", "operator": "Exists", "effect": "NoSchedule"},
+        {"key": "b", "operator": "Equal", "value": "c", "effect": "NoSchedule"},
+    ]
+    no_taint = make_spec(spot={"enabled": True, "spotTaints": []})
+    assert pod_spec(no_taint, CapacityPool.SPOT)["tolerations"] == [gpu]
 
 
 def test_zone_spread_selects_this_deployment_region_and_pool() -> None:

@@ -139,3 +139,25 @@ def test_adjustments_raise_full_regions_and_add_fallback_and_spill_replicas() ->
     # A warm standby (1 on-demand) with two spot replicas standing in for missing on-demand ones.
     assert plan["eu-west-1"] == PoolReplicas(on_demand=1, spot=2)
     assert plan_replicas(spec, "us-east-1") == plan_replicas(spec, "us-east-1", ReplicaAdjustments())
+
+
+def test_withheld_spot_replicas_leave_the_spot_pool_never_below_zero() -> None:
+    from deepseek_operator.api import DeepSeekDeploymentSpec
+    from deepseek_operator.render.replicas import ReplicaAdjustments, plan_replicas
+
+    spec = DeepSeekDeploymentSpec.model_validate(
+        {
+            "model": {"name": "m"},
+            "regions": [{"name": "a", "role": "Active"}],
+            "replicas": 4,
+            "spot": {"enabled": True, "onDemandBase": 1, "spotPercentage": 100},
+            "failover": {"enabled": False},
+        }
+    )
+    suppressed = ReplicaAdjustments(on_demand_fallback={"a": 3}, spot_withheld={"a": 3})
+    assert (
+        plan_replicas(spec, None, suppressed)["a"].on_demand,
+        plan_replicas(spec, None, suppressed)["a"].spot,
+    ) == (4, 0)
+    too_many = ReplicaAdjustments(spot_withheld={"a": 9})
+    assert plan_replicas(spec, None, too_many)["a"].spot == 0

@@ -12,7 +12,7 @@ from deepseek_operator.api import (
 )
 from deepseek_operator.render import deployment_name, region_service_name, render_children, selector_string
 from deepseek_operator.render.disruption import render_disruption_budget
-from deepseek_operator.render.labels import region_selector
+from deepseek_operator.render.labels import POOL_LABEL, region_selector
 from deepseek_operator.render.services import render_front_service, render_region_service
 from render_support import make_spec
 
@@ -66,13 +66,14 @@ def test_front_service_in_render_children_uses_the_override() -> None:
     assert front(None)["spec"]["type"] == "ClusterIP"
 
 
-def test_disruption_budget_per_region() -> None:
+def test_disruption_budget_per_region_covers_its_on_demand_pods_only() -> None:
+    """Spot pods have no budget: it would hold up the drain of an interrupted spot node."""
     budget = render_disruption_budget("r1", "ml", "us-east-1")
     assert (budget["apiVersion"], budget["kind"]) == ("policy/v1", "PodDisruptionBudget")
     assert budget["metadata"]["name"] == "r1-us-east-1"
     assert budget["spec"] == {
         "maxUnavailable": 1,
-        "selector": {"matchLabels": region_selector("r1", "us-east-1")},
+        "selector": {"matchLabels": {**region_selector("r1", "us-east-1"), POOL_LABEL: "on-demand"}},
         "unhealthyPodEvictionPolicy": "AlwaysAllow",
     }
     names = [

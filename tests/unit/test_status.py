@@ -319,3 +319,35 @@ def test_ready_counts_only_for_the_current_generation() -> None:
     assert not is_ready_for_its_generation(dsd(3, "True", 2)), "Ready for an older spec"
     assert not is_ready_for_its_generation(dsd(3, "False", 3))
     assert not is_ready_for_its_generation({"metadata": {"generation": 1}})
+
+
+def test_on_demand_fallback_counts_in_the_pool_not_in_what_must_serve() -> None:
+    """Spot short in us-east: its spot pod stays Pending (the Deployment keeps it) and an on-demand replica
+    stands in. The pools ask for both; the region still needs 4, and 4 serve: Ready."""
+    from deepseek_operator.render.replicas import ReplicaAdjustments
+
+    fallen_back = [
+        observed("us-east", CapacityPool.ON_DEMAND, 4, 4),
+        observed("us-east", CapacityPool.SPOT, 1, 0),
+        observed("eu-west", CapacityPool.ON_DEMAND, 1, 1),
+        observed("eu-west", CapacityPool.SPOT, 0, 0),
+    ]
+    status = compute_status(
+        "r1",
+        spec(),
+        2,
+        "us-east",
+        fallen_back,
+        [],
+        [],
+        NOW,
+        ReplicaAdjustments(on_demand_fallback={"us-east": 1}),
+    )
+    east = next(region for region in status.regions if region.name == "us-east")
+    assert [(p.name, p.desired_replicas, p.ready_replicas) for p in east.pools] == [
+        (CapacityPool.ON_DEMAND, 4, 4),
+        (CapacityPool.SPOT, 1, 0),
+    ]
+    assert (east.desired_replicas, east.ready_replicas) == (4, 4)
+    assert status.ready == "4/4"
+    assert conditions_of(status)["Ready"].status is ConditionStatus.TRUE

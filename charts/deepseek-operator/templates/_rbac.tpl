@@ -1,7 +1,8 @@
 {{/*
 The operator's permissions, split by where they can be granted. Each rule names the code that needs it,
-and each verb is one that code uses: nothing else is granted (no Secrets, no writes to Pods or Nodes, no RBAC
-objects; no `get` where the operator only lists or applies, no `watch` on kinds nothing watches).
+and each verb is one that code uses: nothing else is granted (no Secrets, no writes to Nodes, none to Pods but
+one annotation, no RBAC objects; no `get` where the operator only lists or applies, no `watch` on kinds nothing
+watches).
 */}}
 
 {{/* Cluster-scoped resources: always a ClusterRole. */}}
@@ -64,11 +65,13 @@ objects; no `get` where the operator only lists or applies, no `watch` on kinds 
 - apiGroups: [monitoring.coreos.com]
   resources: [servicemonitors, prometheusrules]
   verbs: [list, create, patch, delete]
-# indexes.inference_pods: the pods of the inference Deployments, for the controllers (read only; the
-# failover controller probes their engines over HTTP, GET /health, which needs no permission).
+# indexes.inference_pods: the pods of the inference Deployments, for the controllers (the failover
+# controller probes their engines over HTTP, GET /health, which needs no permission); patch: the spot
+# controller annotates the one pod it moves back (controller.kubernetes.io/pod-deletion-cost), so that its
+# Deployment's scale-down removes that pod (kube.Kube.annotate_pod). Nothing else writes to pods.
 - apiGroups: [""]
   resources: [pods]
-  verbs: [list, watch]
+  verbs: [list, watch, patch]
 # kopf posts Events (warnings and errors) about DeepSeekDeployments, and the failover controller one per
 # decision (kube.Kube.post_event); neither updates them.
 - apiGroups: [""]

@@ -37,13 +37,6 @@ MAX_REGIONS = 8
 
 DEFAULT_IMAGE_REPOSITORY = "ghcr.io/deepseek-operator/inference"
 
-# Settings whose controller is not in this release (spot fallback): the API accepts, validates and
-# stores them, and their descriptions (what `kubectl explain` shows) say so. When the controller lands,
-# drop the sentence from the fields it acts on.
-NO_SPOT_FALLBACK_CONTROLLER = (
-    "Not implemented yet: this release has no spot-fallback controller, so this setting is validated "
-    "and stored but nothing acts on it."
-)
 # The annotation a person sets to acknowledge the switches so far, once failover.maxSwitchesPerHour has
 # stopped automatic switching: its value is status.failover.failoverCount.
 FAILOVER_ACKNOWLEDGED_ANNOTATION = f"{GROUP}/failover-acknowledged"
@@ -324,6 +317,19 @@ class ConditionStatus(StrEnum):
     UNKNOWN = "Unknown"
 
 
+class SpotPhase(StrEnum):
+    """Where a region's spot capacity stands (``status.spot.regions[].phase``)."""
+
+    STEADY = "Steady"
+    SHORTAGE = "Shortage"
+    FALLEN_BACK = "FallenBack"
+    RECOVERING = "Recovering"
+    SUPPRESSED = "Suppressed"
+    ON_DEMAND_SHORTAGE = "OnDemandShortage"
+    SPILLED = "Spilled"
+    FALLBACK_DISABLED = "FallbackDisabled"
+
+
 class ConditionType(StrEnum):
     """Condition types the operator sets (``Condition.type`` stays a free string, as upstream)."""
 
@@ -333,6 +339,9 @@ class ConditionType(StrEnum):
     # Written by the failover controller (its own field manager).
     FAILOVER_READY = "FailoverReady"
     SIGNALS_AVAILABLE = "SignalsAvailable"
+    # Written by the spot controller (its own field manager), only while spot is enabled.
+    SPOT_AVAILABLE = "SpotAvailable"
+    FALLBACK_ACTIVE = "FallbackActive"
 
 
 class RegionHealthState(StrEnum):
@@ -916,18 +925,85 @@ class CustomCapacityLabels(ApiModel):
     spot_taint: SpotTaint | None = Field(default=None, description="Taint on spot nodes, if any.")
 
 
+class SpotCooldown(ApiModel):
+    """Flap damping: a region whose spot nodes are interrupted again and again stops using spot."""
+
+    interruptions: int = Field(
+        default=3,
+        ge=1,
+        le=100,
+        description="Interruptions of the region's spot replicas within windowSeconds that stop the use "
+        "of spot there (a node that goes away counts once).",
+    )
+    window_seconds: int = Field(
+        default=3600, ge=60, le=86400, description="The window in which interruptions are counted."
+    )
+    seconds: int = Field(
+        default=600,
+        ge=10,
+        le=86400,
+        description="How long the first stop lasts: the region's spot replicas run on on-demand nodes "
+        "meanwhile. Each further stop before the region was steady for windowSeconds doubles it.",
+    )
+    max_seconds: int = Field(
+        default=7200, ge=10, le=604800, description="The longest a stop may last, however often it doubles."
+    )
+    group_seconds: int = Field(
+        default=60,
+        ge=0,
+        le=3600,
+        description="Notices less than this many seconds apart count as one interruption: a provider "
+        "reclaims a zone's or an instance type's spot capacity together, and one zone going at once is "
+        "not spot flapping.",
+    )
+
+
 class SpotFallback(ApiModel):
-    """Falling back to on-demand capacity when spot capacity cannot be had (not implemented yet)."""
+    """On-demand fallback: on-demand replicas run in place of spot replicas that cannot run, and move back
+    to spot, one by one, once spot has been ready again for a quiet period."""
 
     enabled: bool = Field(
         default=True,
-        description=f"Run spot replicas on on-demand nodes while spot pods stay Pending. {NO_SPOT_FALLBACK_CONTROLLER}",
+        description="Run on-demand replicas in place of spot replicas that are interrupted (at once, on "
+        "the provider's notice) or stay Pending for capacity (after pendingTimeoutSeconds). The spot "
+        "Deployment keeps its replicas: its Pending pods cost nothing and show when spot capacity returns.",
     )
     pending_timeout_seconds: int = Field(
         default=300,
-        ge=30,
+        # At least kube-scheduler's longest pod back-off (podMaxBackoffSeconds, 10 s by default): a
+        # Pending pod gets another scheduling attempt after capacity frees up before it counts as short.
+        ge=10,
         le=3600,
-        description=f"How long a spot pod may stay Pending before falling back. {NO_SPOT_FALLBACK_CONTROLLER}",
+        description="How long a pod may stay Pending for capacity (PodScheduled=False, Unschedulable) "
+        "before its replica falls back to the other capacity type. At least 10 s, kube-scheduler's "
+        "longest retry back-off; allow for your node autoscaler to bring up a node (minutes for GPUs).",
+    )
+    max_replicas: int | None = Field(
+        default=None,
+        ge=0,
+        description="At most this many replicas per region run on the other capacity type (on-demand in "
+        "place of spot, or spot in place of on-demand). Unset: every replica that is missing.",
+    )
+    quiet_period_seconds: int = Field(
+        default=600,
+        ge=0,
+        le=86400,
+        description="Move back only after the replicas on their own capacity type have been ready at "
+        "their target, without an interruption, for this long.",
+    )
+    step_seconds: int = Field(
+        default=120,
+        ge=1,
+        le=3600,
+        description="Then remove one replica from the other capacity type per this many seconds.",
+    )
+    spill_to_spot: bool = Field(
+        default=False,
+        description="The reverse, opt-in: when on-demand pods stay Pending for capacity, run the missing "
+        "on-demand replicas on spot until on-demand capacity returns (they can then be interrupted).",
+    )
+    cooldown: SpotCooldown = Field(
+        default_factory=SpotCooldown, description="Stop using spot in a region that is interrupted often."
     )
 
 
@@ -954,14 +1030,33 @@ class SpotSpec(ApiModel):
     )
     provider: CapacityProvider = Field(
         default=CapacityProvider.KARPENTER,
-        description="Which node labels mark spot capacity: karpenter, gke, eks, aks presets, or custom.",
+        description="Which node labels mark spot capacity and which taints announce an interruption: "
+        "karpenter, gke, eks, aks presets, or custom.",
     )
     custom: CustomCapacityLabels | None = Field(
         default=None, description="Spot and on-demand node labels, for provider custom only."
     )
+    spot_taints: tuple[SpotTaint, ...] | None = Field(
+        default=None,
+        max_length=8,
+        description="Taints your spot nodes carry, which spot pods tolerate. Unset: the provider's "
+        "(karpenter: karpenter.sh/capacity-type=spot:NoSchedule, a common convention that Karpenter "
+        "itself does not apply, so set the taint of your NodePool here; gke and aks: the taint they put "
+        "on spot nodes; eks: none; custom: custom.spotTaint). An empty list tolerates none.",
+    )
+    termination_grace_period_seconds: int | None = Field(
+        default=None,
+        ge=3,
+        le=3600,
+        description="Grace period of spot pods (preStop sleep, drain and exit margin fit in it). Unset: "
+        "what the provider's interruption notice leaves (karpenter and eks: 90 s of AWS's 2 minutes; "
+        "gke: 15 s, what GKE's graceful node shutdown gives ordinary pods; aks: 25 s of about 30 s), "
+        "or the on-demand pods' when that is shorter.",
+    )
     fallback: SpotFallback = Field(
         default_factory=SpotFallback,
-        description=f"On-demand fallback for spot replicas that cannot be scheduled. {NO_SPOT_FALLBACK_CONTROLLER}",
+        description="On-demand fallback for spot replicas that are interrupted or cannot be scheduled, "
+        "and the opt-in spill of on-demand replicas to spot.",
     )
 
     @model_validator(mode="after")
@@ -1179,7 +1274,8 @@ class Condition(ApiModel):
         min_length=1,
         max_length=316,
         description="Condition type: Ready, Progressing, Degraded (the reconcile), FailoverReady or "
-        "SignalsAvailable (the failover controller).",
+        "SignalsAvailable (the failover controller), SpotAvailable or FallbackActive (the spot controller, "
+        "with spot enabled).",
     )
     status: ConditionStatus = Field(description="True, False or Unknown.")
     reason: str | None = Field(
@@ -1196,7 +1292,11 @@ class PoolStatus(ApiModel):
     """Replica counts of one capacity pool (one Deployment) of a region."""
 
     name: CapacityPool = Field(description="on-demand or spot.")
-    desired_replicas: int | None = Field(default=None, ge=0, description="Replicas the operator asks for.")
+    desired_replicas: int | None = Field(
+        default=None,
+        ge=0,
+        description="Replicas the operator asks for: the spec's split, plus on-demand fallback or spot spill.",
+    )
     ready_replicas: int | None = Field(
         default=None, ge=0, description="Available replicas of the current spec (not old pods of a rollout)."
     )
@@ -1207,7 +1307,12 @@ class RegionStatus(ApiModel):
 
     name: str = Field(max_length=MAX_REGION_NAME_LENGTH, description="Region name.")
     role: RegionRole | None = Field(default=None, description="Role the region currently plays.")
-    desired_replicas: int | None = Field(default=None, ge=0, description="Replicas the operator asks for.")
+    desired_replicas: int | None = Field(
+        default=None,
+        ge=0,
+        description="Replicas that should serve (the spec's split; fallback and spill replicas stand in "
+        "for some of them, they do not add to them).",
+    )
     ready_replicas: int | None = Field(
         default=None, ge=0, description="Available replicas of the current spec (not old pods of a rollout)."
     )
@@ -1331,6 +1436,118 @@ class FailoverStatus(ApiModel):
     )
 
 
+class SpotPoolStatus(ApiModel):
+    """What the spot controller saw of one capacity pool of a region."""
+
+    name: CapacityPool = Field(description="on-demand or spot.")
+    target_replicas: int = Field(ge=0, description="Replicas the spec's split puts in this pool.")
+    ready_replicas: int = Field(
+        ge=0, description="Ready replicas of the pool, not counting those with an interruption notice."
+    )
+    pending_replicas: int = Field(
+        default=0, ge=0, description="Pods Pending for capacity (PodScheduled=False, reason Unschedulable)."
+    )
+    interrupted_replicas: int = Field(
+        default=0,
+        ge=0,
+        description="Pods on nodes with an interruption notice (taint, deletion, NotReady, gone) or with "
+        "a DisruptionTarget condition.",
+    )
+    shortage_since: datetime | None = Field(
+        default=None, description="Creation of the oldest pod Pending for capacity (unset: none)."
+    )
+    last_shortage_time: datetime | None = Field(
+        default=None, description="When the latest shortage of this pool began."
+    )
+    last_interruption_time: datetime | None = Field(
+        default=None, description="When an interruption notice was last seen under this pool's pods."
+    )
+    ready_at_target_since: datetime | None = Field(
+        default=None,
+        description="Since when the pool has been ready at its target without interruption (the quiet "
+        "period before replicas move back to it).",
+    )
+
+
+class SpotInterruption(ApiModel):
+    """One interruption counted for flap damping."""
+
+    node: str = Field(max_length=253, description="The node (or pod) that was interrupted.")
+    signal: str = Field(max_length=316, description="What announced it: a taint key, NodeDeleting, ...")
+    time: datetime = Field(description="When the operator saw it.")
+    ongoing: bool = Field(
+        default=False,
+        description="The notice still stands under the region's pods (a node of the same name that comes "
+        "back and is interrupted again is a new interruption once this is false).",
+    )
+
+
+class SpotRegionStatus(ApiModel):
+    """The spot controller's decision for one region, and the timers it runs on (they survive restarts)."""
+
+    name: str = Field(max_length=MAX_REGION_NAME_LENGTH, description="Region name.")
+    phase: SpotPhase = Field(description="Steady, Shortage, FallenBack, Recovering, Suppressed, ...")
+    reason: str = Field(max_length=64, description="One CamelCase word saying why.")
+    message: str = Field(max_length=4096, description="Why, for people.")
+    fallback_replicas: int = Field(
+        default=0, ge=0, description="On-demand replicas added in place of spot replicas."
+    )
+    spill_replicas: int = Field(
+        default=0, ge=0, description="Spot replicas added in place of on-demand replicas."
+    )
+    withheld_replicas: int = Field(
+        default=0,
+        ge=0,
+        description="Spot replicas not run while spot is suppressed (their on-demand fallback is ready).",
+    )
+    pools: tuple[SpotPoolStatus, ...] = Field(
+        default=(),
+        max_length=2,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+        description="Per capacity pool observations and timers.",
+    )
+    last_step_time: datetime | None = Field(
+        default=None, description="When a replica last moved back to its own capacity type."
+    )
+    interruptions: tuple[SpotInterruption, ...] = Field(
+        default=(), max_length=64, description="Interruptions within the cooldown window."
+    )
+    suppressed_since: datetime | None = Field(
+        default=None,
+        description="When the latest stop began (interruptions before it no longer count towards the next).",
+    )
+    suppressed_until: datetime | None = Field(
+        default=None, description="Spot is not used in this region until then."
+    )
+    suppressions: int = Field(
+        default=0, ge=0, description="Stops in a row (each doubles the cooldown); 0 once steady again."
+    )
+    replacement_since: datetime | None = Field(
+        default=None,
+        description="A notice or shortage whose replacement is not ready yet: when it began.",
+    )
+    replacement_cause: str | None = Field(
+        default=None, max_length=32, description="Interruption or Shortage (for the replacement metric)."
+    )
+
+
+class SpotStatus(ApiModel):
+    """Spot capacity, on-demand fallback and spill: written by the spot controller."""
+
+    fallback_replicas: int = Field(
+        default=0, ge=0, description="On-demand replicas in place of spot replicas, every region together."
+    )
+    spill_replicas: int = Field(
+        default=0, ge=0, description="Spot replicas in place of on-demand replicas, every region together."
+    )
+    regions: tuple[SpotRegionStatus, ...] = Field(
+        default=(),
+        max_length=MAX_REGIONS,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+        description="Per region decisions.",
+    )
+
+
 class DeepSeekDeploymentStatus(ApiModel):
     """Observed state, written by the operator."""
 
@@ -1369,12 +1586,20 @@ class DeepSeekDeploymentStatus(ApiModel):
         description="readyReplicas/desiredReplicas of the active region, e.g. 3/4.",
     )
     spot_share: str | None = Field(
-        default=None, max_length=8, description="Share of the active region's replicas on spot, e.g. 50%."
+        default=None,
+        max_length=8,
+        description="Share of the active region's replicas on spot in the spec's split, e.g. 50% (on-demand "
+        "fallback shows in status.spot).",
     )
     selector: str | None = Field(
         default=None,
         max_length=1024,
         description="Label selector of the active region's pods (for the /scale subresource).",
+    )
+    spot: SpotStatus | None = Field(
+        default=None,
+        description="On-demand fallback and spot spill per region (the spot controller writes it, with its "
+        "own field manager).",
     )
     failover: FailoverStatus | None = Field(
         default=None,

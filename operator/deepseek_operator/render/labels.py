@@ -49,7 +49,7 @@ def deployment_selector(name: str) -> Labels:
 
 
 def region_selector(name: str, region: str) -> Labels:
-    """The pods of one region, both pools (what a region Service and PDB select)."""
+    """The pods of one region, both pools (what a region Service selects)."""
     return {DEPLOYMENT_LABEL: name, REGION_LABEL: region}
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
@@ -42,7 +43,8 @@ SHM_MOUNT_PATH = "/dev/shm"  # noqa: S108 - a memory-backed volume of the pod's 
 MODEL_VOLUME = "model"
 
 # Shutdown, per the contract: endpoints drop the pod during the preStop sleep, then the container
-# drains for up to drainSeconds, then gets a margin to exit before SIGKILL.
+# drains for up to drainSeconds, then gets a margin to exit before SIGKILL. Spot pods fit the three in
+# what the provider's interruption notice leaves (`shutdown_timings`).
 PRESTOP_SLEEP_SECONDS = 10
 EXIT_MARGIN_SECONDS = 10
 
@@ -112,7 +114,41 @@ def model_env(spec: DeepSeekDeploymentSpec) -> list[dict[str, Any]]:
     return env
 
 
-def container_env(spec: DeepSeekDeploymentSpec) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class ShutdownTimings:
+    """preStop sleep, then drain, then an exit margin: together the pod's grace period."""
+
+    pre_stop_seconds: int
+    drain_seconds: int
+    exit_margin_seconds: int
+
+    @property
+    def grace_seconds(self) -> int:
+        return self.pre_stop_seconds + self.drain_seconds + self.exit_margin_seconds
+
+
+def shutdown_timings(
+    spec: DeepSeekDeploymentSpec, pool: CapacityPool = CapacityPool.ON_DEMAND
+) -> ShutdownTimings:
+    """The contract's timings (10 s + drainSeconds + 10 s), or for spot pods what fits in the provider's
+    interruption notice (``spot.terminationGracePeriodSeconds``, else the preset's budget): a quarter of
+    the budget each (at most 10 s) for the preStop sleep and the exit margin, the rest for the drain (at
+    most drainSeconds). A pod killed at the end of the notice has no drain at all, so a shorter drain
+    that ends in time serves more requests to the end than a longer one cut off."""
+    regular = ShutdownTimings(PRESTOP_SLEEP_SECONDS, spec.rollout.drain_seconds, EXIT_MARGIN_SECONDS)
+    if pool is not CapacityPool.SPOT or not spec.spot.enabled:
+        return regular
+    budget = spec.spot.termination_grace_period_seconds or capacity_labels(spec.spot).spot_grace_seconds
+    if budget is None or budget >= regular.grace_seconds:
+        return regular
+    pre_stop = min(PRESTOP_SLEEP_SECONDS, budget // 4)
+    margin = min(EXIT_MARGIN_SECONDS, budget // 4)
+    return ShutdownTimings(pre_stop, min(spec.rollout.drain_seconds, budget - pre_stop - margin), margin)
+
+
+def container_env(
+    spec: DeepSeekDeploymentSpec, pool: CapacityPool = CapacityPool.ON_DEMAND
+) -> list[dict[str, Any]]:
     """The container environment of docs/inference-contract.md, in the contract's order."""
     engine = spec.engine
     env: list[dict[str, Any]] = [{"name": "DSD_ENGINE", "value": engine.name.value}]
@@ -132,7 +168,7 @@ def container_env(spec: DeepSeekDeploymentSpec) -> list[dict[str, Any]]:
         },
         {"name": "DSD_EXTRA_ARGS", "value": json.dumps(list(engine.extra_args))},
         {"name": "DSD_PORT", "value": str(CONTAINER_PORT)},
-        {"name": "DSD_DRAIN_SECONDS", "value": str(spec.rollout.drain_seconds)},
+        {"name": "DSD_DRAIN_SECONDS", "value": str(shutdown_timings(spec, pool).drain_seconds)},
     ]
     return env
 
@@ -146,7 +182,9 @@ def _http_probe(period_seconds: int, failure_threshold: int, timeout_seconds: in
     }
 
 
-def inference_container(spec: DeepSeekDeploymentSpec) -> dict[str, Any]:
+def inference_container(
+    spec: DeepSeekDeploymentSpec, pool: CapacityPool = CapacityPool.ON_DEMAND
+) -> dict[str, Any]:
     """The one container of the pod."""
     resources = spec.resources
     mounts: list[dict[str, Any]] = [{"name": SHM_VOLUME, "mountPath": SHM_MOUNT_PATH}]
@@ -165,7 +203,7 @@ def inference_container(spec: DeepSeekDeploymentSpec) -> dict[str, Any]:
         "image": image_reference(spec.image),
         "imagePullPolicy": spec.image.pull_policy.value,
         "ports": [{"name": PORT_NAME, "containerPort": CONTAINER_PORT, "protocol": "TCP"}],
-        "env": container_env(spec),
+        "env": container_env(spec, pool),
         "resources": {
             "requests": {"cpu": resources.cpu, "memory": resources.memory},
             # GPUs are an extended resource: the request defaults to (and must equal) the limit.
@@ -176,7 +214,7 @@ def inference_container(spec: DeepSeekDeploymentSpec) -> dict[str, Any]:
         # A generous timeout: a busy engine answering /health slowly must not be restarted.
         "livenessProbe": _http_probe(15, 4, timeout_seconds=5),
         # The native sleep action: no sleep binary needed in the image.
-        "lifecycle": {"preStop": {"sleep": {"seconds": PRESTOP_SLEEP_SECONDS}}},
+        "lifecycle": {"preStop": {"sleep": {"seconds": shutdown_timings(spec, pool).pre_stop_seconds}}},
         "volumeMounts": mounts,
         "securityContext": {
             "allowPrivilegeEscalation": False,
@@ -210,12 +248,10 @@ def node_affinity(spec: DeepSeekDeploymentSpec, region: RegionSpec, pool: Capaci
 
 
 def tolerations(spec: DeepSeekDeploymentSpec, pool: CapacityPool) -> list[dict[str, Any]]:
-    """GPU nodes are commonly tainted nvidia.com/gpu; spot pods also tolerate the spot taint."""
+    """GPU nodes are commonly tainted nvidia.com/gpu; spot pods also tolerate the spot taints."""
     result: list[dict[str, Any]] = [{"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}]
     if spec.spot.enabled and pool is CapacityPool.SPOT:
-        toleration = capacity_labels(spec.spot).spot_toleration
-        if toleration is not None:
-            result.append(toleration.to_toleration())
+        result += [toleration.to_toleration() for toleration in capacity_labels(spec.spot).spot_tolerations]
     return result
 
 
@@ -232,9 +268,11 @@ def volumes(spec: DeepSeekDeploymentSpec) -> list[dict[str, Any]]:
     return result
 
 
-def termination_grace_period_seconds(spec: DeepSeekDeploymentSpec) -> int:
-    """preStop sleep + drain + exit margin, per the contract: 10 + drainSeconds + 10."""
-    return PRESTOP_SLEEP_SECONDS + spec.rollout.drain_seconds + EXIT_MARGIN_SECONDS
+def termination_grace_period_seconds(
+    spec: DeepSeekDeploymentSpec, pool: CapacityPool = CapacityPool.ON_DEMAND
+) -> int:
+    """preStop sleep + drain + exit margin: per the contract 10 + drainSeconds + 10 (`shutdown_timings`)."""
+    return shutdown_timings(spec, pool).grace_seconds
 
 
 def pod_template(
@@ -242,8 +280,8 @@ def pod_template(
 ) -> dict[str, Any]:
     """The pod template of the Deployment of ``pool`` in ``region``."""
     pod_spec: dict[str, Any] = {
-        "containers": [inference_container(spec)],
-        "terminationGracePeriodSeconds": termination_grace_period_seconds(spec),
+        "containers": [inference_container(spec, pool)],
+        "terminationGracePeriodSeconds": termination_grace_period_seconds(spec, pool),
         "priorityClassName": PRIORITY_CLASS_NAMES[spec.priority_tier],
         "affinity": {"nodeAffinity": node_affinity(spec, region, pool)},
         "tolerations": tolerations(spec, pool),

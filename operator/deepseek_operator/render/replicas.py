@@ -22,12 +22,15 @@ class ReplicaAdjustments:
       (a failover raises its target before traffic moves: make before break);
     - ``on_demand_fallback``: on-demand replicas added to a region in place of spot replicas that cannot
       run (the spot Deployment keeps its target);
-    - ``spot_spill``: spot replicas added to a region in place of on-demand replicas that cannot run.
+    - ``spot_spill``: spot replicas added to a region in place of on-demand replicas that cannot run;
+    - ``spot_withheld``: spot replicas taken from a region where spot is suppressed (interrupted too
+      often), once their on-demand fallback is ready.
     """
 
     full_regions: frozenset[str] = frozenset()
     on_demand_fallback: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
     spot_spill: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+    spot_withheld: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
 
 
 NO_ADJUSTMENTS = ReplicaAdjustments()
@@ -119,15 +122,16 @@ def plan_replicas(
 ) -> dict[str, PoolReplicas]:
     """Replicas per region (in spec order) and pool: what the operator asks for.
 
-    The spec's split, plus the controllers' ``adjustments`` (on-demand fallback, spot spill).
-    Handlers use it for ``status.regions[*].desiredReplicas`` and ``status.spotShare``.
+    The spec's split, plus the controllers' ``adjustments`` (on-demand fallback, spot spill, spot
+    withheld). Handlers use it for the pools' ``desiredReplicas`` and ``status.spotShare``.
     """
     active = resolve_active_region(spec, active_region)
     plan: dict[str, PoolReplicas] = {}
     for region in spec.regions:
         split = split_replicas(region_total_replicas(spec, region, active, adjustments), spec.spot)
+        spot = split.spot + adjustments.spot_spill.get(region.name, 0)
         plan[region.name] = PoolReplicas(
             on_demand=split.on_demand + adjustments.on_demand_fallback.get(region.name, 0),
-            spot=split.spot + adjustments.spot_spill.get(region.name, 0),
+            spot=max(0, spot - adjustments.spot_withheld.get(region.name, 0)),
         )
     return plan
