@@ -8,7 +8,10 @@ from typing import Any
 
 import kopf
 
-import deepseek_operator.indexes  # noqa: F401 - registers the controllers' pod and node indexes with kopf
+# Imported for what they register with kopf: the controllers' pod and node indexes; the predictive
+# pre-scaler's timer.
+import deepseek_operator.indexes
+import deepseek_operator.predictive.controller  # noqa: F401
 from deepseek_operator import metrics
 from deepseek_operator.api import GROUP, PLURAL, VERSION
 from deepseek_operator.kube import ChildRef, Kube, load_api_client
