@@ -19,7 +19,7 @@ import random
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,7 +62,7 @@ class TrafficPattern:
     spikes: tuple[Spike, ...] = ()
     # 1 for real days; bench/predictive.py compresses a day into day / time_scale seconds.
     time_scale: float = 1.0
-    _noise: dict[int, float] = field(default_factory=dict, compare=False, repr=False)
+    _noise: dict[int, float] = field(default_factory=dict, init=False, compare=False, repr=False)
 
     @property
     def day(self) -> float:
@@ -141,11 +141,14 @@ def openmetrics_history(
     queue_target: int,
     max_replicas: int = 64,
 ) -> Iterator[str]:
-    """OpenMetrics lines of a deployment served by just enough replicas at ``per_replica`` req/s each,
-    every replica saturated (its queue at ``queue_target``) whenever the rate needs more than one.
+    """OpenMetrics lines of a deployment whose autoscaler kept just too few replicas for the demand
+    ``rate`` (``floor(rate / per_replica)``, at least one), as a reactive one does while traffic rises:
+    whenever the demand exceeds what they serve, each replica serves ``per_replica`` req/s and its queue
+    is at ``queue_target``.
 
-    The counter is cumulative (as an engine's is), so ``rate()`` over it gives the rate back. Each
-    replica is one series of the running gauge with a ``pod`` label, present while it serves.
+    The counter counts served requests, cumulatively (as an engine's does), so ``rate()`` over it gives
+    the served rate back. Each replica is one series of the running gauge with a ``pod`` label, present
+    while it serves.
     """
     counter, running, waiting = target.names
     base = f'namespace="{target.namespace}",model_name="{target.model}"'
@@ -154,18 +157,18 @@ def openmetrics_history(
     count = int((end - start) // step) + 1
     for k in range(count):
         t = start + k * step
-        now_rate = max(0.0, rate(t))
-        total += now_rate * step
-        replicas = max(1, min(max_replicas, math.ceil(now_rate / per_replica - 1e-9)))
-        saturated = now_rate >= per_replica * replicas * 0.999
+        demand = max(0.0, rate(t))
+        replicas = max(1, min(max_replicas, math.floor(demand / per_replica + 1e-9)))
+        served = min(demand, replicas * per_replica)
+        saturated = demand >= replicas * per_replica * 0.999
+        total += served * step
         stamp = f"{t:.3f}"
         lines_by_family[counter].append(
             f'{counter}_total{{{base},pod="history",finished_reason="stop"}} {total:.3f} {stamp}'
         )
         for replica in range(replicas):
-            running_value = 1 if saturated else now_rate / per_replica / replicas
             lines_by_family[running].append(
-                f'{running}{{{base},pod="history-{replica}"}} {running_value:.3f} {stamp}'
+                f'{running}{{{base},pod="history-{replica}"}} {served / replicas:.3f} {stamp}'
             )
         lines_by_family[waiting].append(
             f'{waiting}{{{base},pod="history-0"}} {queue_target if saturated else 0} {stamp}'
@@ -173,7 +176,7 @@ def openmetrics_history(
     kinds = {counter: "counter", running: "gauge", waiting: "gauge"}
     for family, lines in lines_by_family.items():
         yield f"# TYPE {family} {kinds[family]}"
-        if family != counter:
+        if family == running:
             # Series by series, each in time order (promtool wants a series' samples in order).
             lines.sort(key=lambda line: line.split("}", 1)[0])
         yield from lines
@@ -202,7 +205,7 @@ def backfill(promtool: Path, data_dir: Path, lines: Iterator[str]) -> None:
             block.rename(data_dir / block.name)
 
 
-def wait_for_history(query: Callable[[str], list[object]], expression: str, timeout: float = 150) -> None:
+def wait_for_history(query: Callable[[str], Sequence[object]], expression: str, timeout: float = 150) -> None:
     """Until Prometheus answers ``expression`` (e.g. the oldest sample of the backfilled series):
     it loads blocks found in its data directory at its next block reload (every minute)."""
     deadline = time.monotonic() + timeout

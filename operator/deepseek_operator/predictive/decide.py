@@ -161,7 +161,10 @@ def decide(
         failure = ("PrometheusUnreachable", observed.message)
     else:
         # The series ends at its last grid point, up to one step before now: the horizon counts from now.
-        ahead = horizon.total_seconds() + max(0.0, now.timestamp() - observed.now)
+        # Each point is the rate over the step before it, so the forecast takes every point whose step
+        # overlaps the horizon (one step more, less a hair).
+        step = observed.series.step
+        ahead = horizon.total_seconds() + max(0.0, now.timestamp() - observed.now) + 0.999 * step
         outcome = fit(observed.series, observed.now, ahead, seasons)
         if isinstance(outcome, NoForecast):
             failure = (outcome.reason, outcome.message)

@@ -15,7 +15,7 @@ from deepseek_operator.predictive.forecast import Seasons, Series
 from deepseek_operator.render.autoscaling import ENGINE_METRICS, model_selector
 
 # Grid of the history: one point every 5 minutes (2016 points a week; Prometheus answers at most
-# 11,000 per range query). The rate under each point is over two steps, so a lost scrape is no gap.
+# 11,000 per range query), each the rate over the step before it.
 STEP_SECONDS = 300.0
 QUERY_TIMEOUT_SECONDS = 20
 
@@ -67,7 +67,7 @@ def read_history(
     # Snapped to the grid, so that successive looks see the same points (and the same forecast).
     end = math.floor(now / step) * step
     start = end - predictive.history_days * seasons.day - seasons.anchor
-    window = 2 * step
+    window = step
     # The library's own retries (a few, with a short back-off) on 5xx answers and refused connections.
     client = PrometheusConnect(url=url, disable_ssl=False, timeout=QUERY_TIMEOUT_SECONDS)
     try:
