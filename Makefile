@@ -81,6 +81,7 @@ bench: venv tools ## Run the benchmarks (print figures)
 	$(BIN)/python bench/simulator_throughput.py
 	PYTHONPATH=$(PYTHONPATH):$(CURDIR)/operator $(BIN)/python bench/convergence.py
 	PYTHONPATH=$(PYTHONPATH):$(CURDIR)/operator $(BIN)/python bench/live_plane.py
+	PYTHONPATH=$(PYTHONPATH):$(CURDIR)/operator $(BIN)/python bench/predictive.py
 
 # The images, as <name>=<Dockerfile>: the names the release workflow (.github/workflows/release.yaml)
 # publishes under ghcr.io/deepseek-operator, which the chart and the CRD's defaults refer to.
