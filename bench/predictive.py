@@ -16,7 +16,7 @@ are given in the spec in real seconds; the model load is 5 s (5 day-minutes).
    rate, backfilled with promtool (`localcluster.history`): a morning ramp, a quieter weekend.
 2. Replay: the next day (a weekday) is sent for real through each front Service by an open-loop
    client (arrivals at the day's rate, whatever the answers), plus a spike the history never had.
-3. Every real second (one day-minute) the benchmark samples each deployment: queue per ready
+3. Every real second (one day-minute at scale 60) the benchmark samples each deployment: queue per ready
    replica (Prometheus), p99 of the requests sent in that minute, replicas (pods that exist, Ready or
    loading: a loading replica costs a GPU too) and the floor.
 
@@ -131,18 +131,18 @@ def spec(name: str, prometheus_url: str) -> dict[str, Any]:
 
 @dataclass
 class Outcomes:
-    """Per day-minute: latencies of the requests sent in it, and how many failed."""
+    """Per real second since the replay began: latencies of the requests sent in it, and failures."""
 
     latencies: dict[int, list[float]] = field(default_factory=dict)
     failed: dict[int, int] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def record(self, minute: int, latency: float | None) -> None:
+    def record(self, second: int, latency: float | None) -> None:
         with self.lock:
             if latency is None:
-                self.failed[minute] = self.failed.get(minute, 0) + 1
+                self.failed[second] = self.failed.get(second, 0) + 1
             else:
-                self.latencies.setdefault(minute, []).append(latency)
+                self.latencies.setdefault(second, []).append(latency)
 
 
 def request(url: str) -> float | None:
@@ -178,10 +178,10 @@ def open_loop(
             if stop.wait(generator.expovariate(max(0.01, rate(time.time())))):
                 break
             now = time.monotonic()
-            minute = int(now - start)
+            second = int(now - start)
 
-            def send(minute: int = minute) -> None:
-                outcomes.record(minute, request(url))
+            def send(second: int = second) -> None:
+                outcomes.record(second, request(url))
 
             pool.submit(send)
 
@@ -216,7 +216,12 @@ class Sampler:
             f'clamp_min(count(vllm:num_requests_waiting{{namespace="{namespace}"}}), 1)'
         )
         predictive = status.get("predictive") or {}
+        reason = next(
+            (c.get("reason") for c in status.get("conditions") or [] if c.get("type") == "PredictiveScaling"),
+            None,
+        )
         return {
+            "reason": reason,
             "replicas": len(pods),
             "ready": int(status.get("readyReplicas") or 0),
             "wanted": int(found["spec"].get("replicas") or 0),
@@ -233,49 +238,60 @@ class Sampler:
 
 @dataclass
 class Figures:
-    ramp_violations: int
-    spike_violations: int
-    day_violations: int
+    ramp_violations: float
+    spike_violations: float
+    day_violations: float
     failed: int
     sent: int
     replica_minutes: float
 
 
-def figures(trace: list[dict[str, Any]], name: str, outcomes: Outcomes) -> Figures:
-    def violated(row: dict[str, Any]) -> bool:
-        latency = p99(outcomes.latencies.get(row["minute"], []))
-        queue: float = row[name]["queue"]
+def figures(trace: list[dict[str, Any]], name: str, outcomes: Outcomes, scale: float) -> Figures:
+    """Each sample stands for the real seconds until the next one (one, unless sampling fell behind),
+    reported in day-minutes (``scale / 60`` per real second); its p99 is over the requests sent in
+    those seconds."""
+    per_second = scale / 60
+
+    def covered(index: int) -> range:
+        second: int = trace[index]["second"]
+        following: int = trace[index + 1]["second"] if index + 1 < len(trace) else second + 1
+        return range(second, max(second + 1, following))
+
+    def violated(index: int) -> bool:
+        latencies = [v for second in covered(index) for v in outcomes.latencies.get(second, [])]
+        latency = p99(latencies)
+        queue: float = trace[index][name]["queue"]
         return queue > QUEUE_TARGET or (latency is not None and latency > LATENCY_TARGET_SECONDS)
 
-    def in_hours(row: dict[str, Any], low: float, high: float) -> bool:
-        hour: float = row["hour"]
-        return low <= hour < high
+    def minutes(low: float, high: float) -> float:
+        return per_second * sum(
+            len(covered(i)) for i, row in enumerate(trace) if low <= row["hour"] < high and violated(i)
+        )
 
     return Figures(
-        ramp_violations=sum(1 for row in trace if in_hours(row, *RAMP_WINDOW) and violated(row)),
-        spike_violations=sum(
-            1 for row in trace if in_hours(row, SPIKE_HOUR, SPIKE_HOUR + SPIKE_HOURS + 1) and violated(row)
-        ),
-        day_violations=sum(1 for row in trace if violated(row)),
+        ramp_violations=minutes(*RAMP_WINDOW),
+        spike_violations=minutes(SPIKE_HOUR, SPIKE_HOUR + SPIKE_HOURS + 1),
+        day_violations=minutes(0, 24),
         failed=sum(outcomes.failed.values()),
         sent=sum(outcomes.failed.values()) + sum(len(v) for v in outcomes.latencies.values()),
-        replica_minutes=sum(row[name]["replicas"] for row in trace),
+        replica_minutes=per_second
+        * sum(len(covered(i)) * row[name]["replicas"] for i, row in enumerate(trace)),
     )
 
 
-def report(reactive: Figures, predictive: Figures, minutes: int) -> list[str]:
+def report(reactive: Figures, predictive: Figures, minutes: float) -> list[str]:
     ramp_ratio = predictive.ramp_violations / reactive.ramp_violations if reactive.ramp_violations else None
     cost = predictive.replica_minutes / reactive.replica_minutes - 1 if reactive.replica_minutes else 0.0
     ratio_text = f"{ramp_ratio:.2f}x" if ramp_ratio is not None else "n/a (reactive had none)"
     ramp_ok = ramp_ratio is not None and ramp_ratio <= 0.5
     return [
-        f"replayed day: {minutes} day-minutes; SLO: queue per replica <= {QUEUE_TARGET} and p99 <= "
-        f"{LATENCY_TARGET_SECONDS:g} s, per day-minute",
+        f"replayed: {minutes:.0f} day-minutes; SLO: queue per replica <= {QUEUE_TARGET} and p99 <= "
+        f"{LATENCY_TARGET_SECONDS:g} s, sampled every real second",
         f"  {'':<42} {'reactive':>10} {'predictive':>11}",
-        f"  {'SLO-violation minutes, ramp (06-12h)':<42} {reactive.ramp_violations:>10} {predictive.ramp_violations:>11}"
+        f"  {'SLO-violation minutes, ramp (06-12h)':<42} {reactive.ramp_violations:>10.0f} {predictive.ramp_violations:>11.0f}"
         f"   goal: at most half -> {ratio_text} ({'met' if ramp_ok else 'NOT met'})",
-        f"  {'SLO-violation minutes, spike (unforeseen)':<42} {reactive.spike_violations:>10} {predictive.spike_violations:>11}",
-        f"  {'SLO-violation minutes, whole day':<42} {reactive.day_violations:>10} {predictive.day_violations:>11}",
+        f"  {'SLO-violation minutes, spike (unforeseen)':<42} {reactive.spike_violations:>10.0f} {predictive.spike_violations:>11.0f}",
+        f"  {'SLO-violation minutes, whole day':<42} {reactive.day_violations:>10.0f} {predictive.day_violations:>11.0f}",
         f"  {'requests failed / sent':<42} {f'{reactive.failed}/{reactive.sent}':>10} {f'{predictive.failed}/{predictive.sent}':>11}",
         f"  {'replica-minutes':<42} {reactive.replica_minutes:>10.0f} {predictive.replica_minutes:>11.0f}"
         f"   goal: at most +15 % -> {cost * 100:+.1f} % ({'met' if cost <= 0.15 else 'NOT met'})",
@@ -339,7 +355,7 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
             replay_start = time.time()
             origin = replay_start - 7 * day
             history = pattern(scale, origin)
-            step = 60.0 / scale * 5  # a sample every 5 day-minutes
+            step = 60.0 / scale  # a sample every day-minute (the operator reads rates over 5)
             lines: list[str] = []
             for name in NAMES:
                 lines += [
@@ -390,12 +406,13 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
             for sender in senders:
                 sender.start()
             trace: list[dict[str, Any]] = []
+            logged = -1
             try:
                 while (elapsed := time.monotonic() - start) < seconds:
-                    minute = int(elapsed)
+                    second = int(elapsed)
                     row: dict[str, Any] = {
-                        "minute": minute,
-                        "hour": minute * scale / 3600,
+                        "second": second,
+                        "hour": second * scale / 3600,
                         "rate": live.rate(time.time()),
                     }
                     for name in NAMES:
@@ -403,24 +420,27 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
                             row[name] = sampler.sample(name)
                     if all(name in row for name in NAMES):
                         trace.append(row)
-                    if minute % 60 == 0:
+                    if second // 60 != logged:
+                        logged = second // 60
                         log(
                             f"{row['hour']:4.1f} h: "
                             + ", ".join(f"{n} {row.get(n, {}).get('replicas')}" for n in NAMES)
                         )
-                    time.sleep(max(0.0, minute + 1 - (time.monotonic() - start)))
+                    time.sleep(max(0.0, second + 1 - (time.monotonic() - start)))
             finally:
                 stop.set()
                 for sender in senders:
                     sender.join(timeout=90)
             for row in trace:
                 for name in NAMES:
-                    row[name]["p99"] = p99(outcomes[name].latencies.get(row["minute"], []))
+                    row[name]["p99"] = p99(outcomes[name].latencies.get(row["second"], []))
+            if args.operator_log:
+                args.operator_log.write_bytes((workdir / "operator.log").read_bytes())
             if args.trace:
                 args.trace.write_text("".join(json.dumps(row) + "\n" for row in trace))
                 log(f"trace written to {args.trace}")
-            results = {name: figures(trace, name, outcomes[name]) for name in NAMES}
-            say(*report(results["reactive"], results["predictive"], len(trace)))
+            results = {name: figures(trace, name, outcomes[name], scale) for name in NAMES}
+            say(*report(results["reactive"], results["predictive"], seconds * scale / 60))
             say(
                 f"  figures as measured: {json.dumps({n: dataclasses.asdict(f) for n, f in results.items()})}"
             )
@@ -433,7 +453,8 @@ def main() -> None:
     parser.add_argument("--time-scale", type=float, default=60.0, help="a day lasts 86400 / this seconds")
     parser.add_argument("--hours", type=float, default=24.0, help="day-hours to replay from midnight")
     parser.add_argument("--model-load-seconds", type=float, default=5.0, help="each replica's load time")
-    parser.add_argument("--trace", type=Path, help="write the per-minute samples here (JSON lines)")
+    parser.add_argument("--trace", type=Path, help="write the per-second samples here (JSON lines)")
+    parser.add_argument("--operator-log", type=Path, help="keep the operator's log here")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as directory:
         run(args, Path(directory))

@@ -39,7 +39,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from deepseek_operator.predictive.forecast import MAPE_FLOOR_SHARE, Seasons, Series, forecast_at
+from deepseek_operator.predictive.forecast import MAPE_FLOOR_SHARE, Seasons, Series, fit, forecast_at
 from localcluster.history import DAY, WEEK, Spike, TrafficPattern
 
 STEP = 300.0
@@ -246,6 +246,21 @@ def main() -> None:
             )
         if not gaps and args.sarima_seconds > 0:
             print(f"  {'statsmodels SARIMA (daily season)':<42} one fit: {sarima_cost(args.sarima_seconds)}")
+    # What the operator does at each look: the forecast and its error over the most recent day.
+    series = grid(base, days, False)
+    seconds = []
+    for origin in origins[:24]:
+        started = time.perf_counter()
+        fit(window(series, origin), origin, HORIZON, Seasons())
+        seconds.append(time.perf_counter() - started)
+    tracemalloc.start()
+    fit(window(series, origins[0]), origins[0], HORIZON, Seasons())
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    print(
+        f"\nthe operator's whole look (forecast + its error over the most recent day): "
+        f"{statistics.median(seconds) * 1000:.1f} ms, peak memory {peak / 1e3:.0f} kB"
+    )
     print("\nlibrary cost (this interpreter):")
     for distribution, module in (
         ("prometheus-api-client", "prometheus_api_client"),

@@ -227,3 +227,47 @@ def test_the_floor_reaches_the_rendered_autoscaler_through_the_reconcile_seam() 
     ]
     assert hpa["spec"]["minReplicas"] == 6
     assert hpa["spec"]["maxReplicas"] == 12
+
+
+def test_status_is_written_when_something_changed_and_otherwise_every_few_minutes() -> None:
+    from deepseek_operator.predictive.controller import STATUS_REFRESH_SECONDS, worth_writing
+
+    first = decide(spec(requestsPerSecondPerReplica="2"), history(), None, None, 3, when(), Seasons())
+    assert worth_writing(None, None, first.status, first.condition, when())
+    # A minute later, the same floor and reason: only lastFitTime and the forecast moved.
+    again = decide(
+        spec(requestsPerSecondPerReplica="2"),
+        history(),
+        first.status,
+        first.condition,
+        3,
+        when(60),
+        Seasons(),
+    )
+    assert not worth_writing(first.status, first.condition, again.status, again.condition, when(60))
+    later = decide(
+        spec(requestsPerSecondPerReplica="2"),
+        history(),
+        first.status,
+        first.condition,
+        3,
+        when(STATUS_REFRESH_SECONDS),
+        Seasons(),
+    )
+    assert worth_writing(
+        first.status, first.condition, later.status, later.condition, when(STATUS_REFRESH_SECONDS)
+    )
+    # Prometheus lost: the reason changes, written at once.
+    lost = decide(spec(), Unreachable("refused"), first.status, first.condition, 3, when(60), Seasons())
+    assert worth_writing(first.status, first.condition, lost.status, lost.condition, when(60))
+    # A new generation of the spec is acknowledged at once.
+    newer = decide(
+        spec(requestsPerSecondPerReplica="2"),
+        history(),
+        first.status,
+        first.condition,
+        4,
+        when(60),
+        Seasons(),
+    )
+    assert worth_writing(first.status, first.condition, newer.status, newer.condition, when(60))

@@ -56,6 +56,11 @@ TIME_SCALE = time_scale()
 SEASONS = Seasons().scaled(TIME_SCALE)
 # How often each deployment's forecast is made (one range query, a fit of a few milliseconds).
 LOOK_SECONDS = 60.0 / TIME_SCALE
+# Status is written when the floor, what the forecast wants, the method, the capacity or the
+# condition's reason changed, and otherwise at most this often (lastFitTime then lags by as much).
+# Fewer writes, and the object stays quiet long enough for the reconcile's resync timer, which waits
+# for a minute without changes (handlers.RESYNC_SECONDS).
+STATUS_REFRESH_SECONDS = 300.0 / TIME_SCALE
 
 Logger = logging.Logger | logging.LoggerAdapter[logging.Logger]
 
@@ -84,6 +89,38 @@ def _mine(status: Mapping[str, Any]) -> tuple[PredictiveStatus | None, Condition
     return previous, condition
 
 
+def worth_writing(
+    previous: PredictiveStatus | None,
+    previous_condition: Condition | None,
+    status: PredictiveStatus,
+    condition: Condition,
+    now: datetime,
+) -> bool:
+    """Whether a look's outcome must be written now (see STATUS_REFRESH_SECONDS)."""
+    if previous is None or previous_condition is None or previous.last_fit_time is None:
+        return True
+    significant = (
+        "mode",
+        "method",
+        "capacity_source",
+        "requests_per_second_per_replica",
+        "wanted_replicas",
+        "floor_replicas",
+        "floor_changed_at",
+        "lower_since",
+    )
+    if any(getattr(previous, field) != getattr(status, field) for field in significant):
+        return True
+    if (previous_condition.status, previous_condition.reason, previous_condition.observed_generation) != (
+        condition.status,
+        condition.reason,
+        condition.observed_generation,
+    ):
+        return True
+    last = status.last_fit_time or now
+    return (last - previous.last_fit_time).total_seconds() >= STATUS_REFRESH_SECONDS
+
+
 def look(namespace: str, name: str, logger: Logger, now: datetime | None = None) -> None:
     """One look at DeepSeekDeployment ``namespace/name`` (blocking: runs in a worker thread)."""
     kube = _kube()
@@ -110,13 +147,15 @@ def look(namespace: str, name: str, logger: Logger, now: datetime | None = None)
     observed = read_history(url, namespace, spec, now.timestamp(), SEASONS)
     generation = int(current["metadata"].get("generation") or 0)
     decision = decide(spec, observed, previous, previous_condition, generation, now, SEASONS)
+    metrics.record_predictive(namespace, name, decision.forecast_rate, decision.floor, decision.error_percent)
+    if not worth_writing(previous, previous_condition, decision.status, decision.condition, now):
+        return
     written = {
         "conditions": [decision.condition.model_dump(mode="json", by_alias=True, exclude_none=True)],
         "predictive": decision.status.model_dump(mode="json", by_alias=True, exclude_none=True),
     }
     if not kube.apply_predictive_status(namespace, name, written):
         return  # gone meanwhile
-    metrics.record_predictive(namespace, name, decision.forecast_rate, decision.floor, decision.error_percent)
     before = autoscaler_floor(spec, status)
     after = autoscaler_floor(spec, written)
     if before != after:

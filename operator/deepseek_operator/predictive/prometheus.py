@@ -39,7 +39,8 @@ def saturated_rate_query(namespace: str, spec: DeepSeekDeploymentSpec, window_se
 
 
 def _seconds(value: float) -> str:
-    return f"{max(1, round(value))}s"
+    """A PromQL duration; milliseconds, so that the benchmark's compressed steps (2.5 s) stay exact."""
+    return f"{max(1, round(value * 1000))}ms"
 
 
 def _samples(answer: list[dict[str, object]]) -> list[tuple[float, float]]:
@@ -75,7 +76,7 @@ def read_history(
             rate_query(namespace, spec, window),
             start_time=datetime.fromtimestamp(start, UTC),
             end_time=datetime.fromtimestamp(end, UTC),
-            step=_seconds(step),
+            step=f"{step:g}",
         )
         saturated: list[dict[str, object]] = []
         if predictive.requests_per_second_per_replica is None:
@@ -83,7 +84,7 @@ def read_history(
                 saturated_rate_query(namespace, spec, window),
                 start_time=datetime.fromtimestamp(start, UTC),
                 end_time=datetime.fromtimestamp(end, UTC),
-                step=_seconds(step),
+                step=f"{step:g}",
             )
     # requests' errors are OSErrors (refused, timed out, DNS); the client's own is an HTTP status.
     except (PrometheusApiClientException, OSError, ValueError) as error:
