@@ -144,12 +144,20 @@ def test_the_floor_rises_before_a_forecast_peak_and_forecast_only_changes_nothin
     assert condition is not None
     assert condition["status"] == "True"
     assert condition["reason"] == "FloorApplied"
-    # The reconcile's own conditions are still there beside the pre-scaler's (two field managers).
-    assert scaled.condition("Ready") is not None
+    # The reconcile's status writes and the pre-scaler's keep each other's fields (two field managers):
+    # once the reconcile has written its conditions, the pre-scaler's are still there.
+    wait_until(lambda: scaled.condition("Ready"), 30, "the reconcile's Ready condition")
+    assert scaled.condition("PredictiveScaling") is not None
+    assert predictive_status(scaled).get("floorReplicas") == 4
 
     wait_until(lambda: hpa_minimum(scaled) == 4, 30, "the HPA's minReplicas to follow the floor")
     wait_until(lambda: len(scaled.ready_pods()) == 4, 90, "four Ready simulator replicas")
     assert time.time() < peak_at, "the extra replicas must be Ready before the peak starts"
+    # Every pod that became Ready was a child event, and so a reconcile and its status write: the
+    # pre-scaler's fields outlived them all.
+    assert scaled.condition("PredictiveScaling") is not None
+    assert predictive_status(scaled).get("floorReplicas") == 4
+    assert scaled.condition("Ready") is not None
 
     # ForecastOnly: the same forecast and what it would need, in status only.
     watched_status = wait_until(
