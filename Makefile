@@ -81,6 +81,7 @@ bench: venv tools ## Run the benchmarks (print figures)
 	$(BIN)/python bench/simulator_throughput.py
 	PYTHONPATH=$(PYTHONPATH):$(CURDIR)/operator $(BIN)/python bench/convergence.py
 	PYTHONPATH=$(PYTHONPATH):$(CURDIR)/operator $(BIN)/python bench/live_plane.py
+	PYTHONPATH=$(PYTHONPATH):$(CURDIR)/operator $(BIN)/python bench/predictive.py
 	PYTHONPATH=$(PYTHONPATH):$(CURDIR)/operator $(BIN)/python bench/failover.py
 	PYTHONPATH=$(PYTHONPATH):$(CURDIR)/operator $(BIN)/python bench/spot.py
 

@@ -26,7 +26,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -184,6 +184,12 @@ class LocalCluster:
     monitoring: bool = True
     # KEDA's operator and metrics API server (external.metrics.k8s.io) and its CRDs: for ScaledObjects.
     keda: bool = False
+    # How long Prometheus keeps samples: long enough for backfilled history (`backfill`; the predictive
+    # tests hold 7 days and a bit).
+    prometheus_retention: str = "15d"
+    # Seconds every simulator pod spends "loading the model" before /health answers 200 (the
+    # simulator's SIM_STARTUP_DELAY_S): a real replica takes minutes to start; 0 by default.
+    model_load_seconds: float = 0.0
     ports: dict[str, int] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
@@ -205,6 +211,16 @@ class LocalCluster:
         if "prometheus" not in self.ports:
             raise ClusterError("this local cluster runs without monitoring: no Prometheus")
         return f"http://127.0.0.1:{self.ports['prometheus']}"
+
+    def backfill(self, lines: Iterator[str]) -> None:
+        """Write OpenMetrics history into the Prometheus data directory as TSDB blocks (promtool
+        `tsdb create-blocks-from openmetrics`); Prometheus loads them at its next block reload (every
+        minute): wait with `localcluster.history.wait_for_history`."""
+        from localcluster.history import backfill
+
+        if "prometheus" not in self.ports:
+            raise ClusterError("this local cluster runs without monitoring: no Prometheus to backfill")
+        backfill(ensure_tools(["promtool"])["promtool"].path, self.workdir / "prometheus" / "data", lines)
 
     def prometheus_query(self, expr: str) -> list[dict[str, Any]]:
         """An instant PromQL query against the cluster's Prometheus: the result vector."""
@@ -398,6 +414,7 @@ class LocalCluster:
                 "localcluster.dataplane",
                 f"--kubeconfig={self.kubeconfig}",
                 f"--workdir={self.workdir}",
+                f"--model-load-seconds={self.model_load_seconds}",
             ],
             # The harness's own package (e2e/), whatever the caller's PYTHONPATH.
             env={

@@ -111,7 +111,7 @@ def watch_forever(
             time.sleep(RETRY_SECONDS)
 
 
-async def run(kubeconfig: Path, workdir: Path) -> None:
+async def run(kubeconfig: Path, workdir: Path, model_load_seconds: float = 0.0) -> None:
     from kubernetes import client
 
     loop = asyncio.get_running_loop()
@@ -121,7 +121,7 @@ async def run(kubeconfig: Path, workdir: Path) -> None:
     with claim_block() as block:
         allocator = AddressAllocator(block)
         api_client = api_client_for(kubeconfig)
-        runtime = PodRuntime(api_client, allocator, workdir / "logs" / "pods")
+        runtime = PodRuntime(api_client, allocator, workdir / "logs" / "pods", model_load_seconds)
         proxy = ServiceProxy(allocator, workdir, runtime.address_of)
         queue: asyncio.Queue[tuple[str, str, dict[str, Any]]] = asyncio.Queue()
 
@@ -184,12 +184,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m localcluster.dataplane", description=__doc__)
     parser.add_argument("--kubeconfig", type=Path, required=True)
     parser.add_argument("--workdir", type=Path, required=True, help="the cluster's directory")
+    parser.add_argument(
+        "--model-load-seconds",
+        type=float,
+        default=0.0,
+        help="seconds each simulator spends loading before it is healthy (SIM_STARTUP_DELAY_S)",
+    )
     args = parser.parse_args(argv)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     logging.basicConfig(level=logging.INFO, handlers=[handler])
     logging.getLogger("kubernetes").setLevel(logging.WARNING)
-    asyncio.run(run(args.kubeconfig, args.workdir))
+    asyncio.run(run(args.kubeconfig, args.workdir, args.model_load_seconds))
     return 0
 
 

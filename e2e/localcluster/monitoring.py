@@ -114,7 +114,7 @@ def start(cluster: LocalCluster, tools: dict[str, ProvidedTool], pki: Path) -> N
             f"--storage.tsdb.path={config_dir / 'data'}",
             f"--web.listen-address=127.0.0.1:{cluster.ports['prometheus']}",
             "--web.enable-lifecycle",  # POST /-/reload, used by the sync loop
-            "--storage.tsdb.retention.time=1d",
+            f"--storage.tsdb.retention.time={cluster.prometheus_retention}",
             "--log.level=warn",
         ],
     )

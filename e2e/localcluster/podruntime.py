@@ -316,6 +316,11 @@ class PodWorker:
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "PYTHONPATH": str(SIMULATOR_SOURCE),
             "HOSTNAME": self.name,
+            **(
+                {"SIM_STARTUP_DELAY_S": str(self.runtime.model_load_seconds)}
+                if self.runtime.model_load_seconds
+                else {}
+            ),
             **plan.env,
             "SIM_HOST": address,
         }
@@ -540,8 +545,12 @@ class PodWorker:
 class PodRuntime:
     """All PodWorkers, the node cache they consult, and the shared probe client."""
 
-    def __init__(self, api_client: Any, allocator: AddressAllocator, log_dir: Path) -> None:
+    def __init__(
+        self, api_client: Any, allocator: AddressAllocator, log_dir: Path, model_load_seconds: float = 0.0
+    ) -> None:
         self.api = PodApi(api_client)
+        # The simulator's simulated model load (SIM_STARTUP_DELAY_S), unless the pod sets its own.
+        self.model_load_seconds = model_load_seconds
         self.allocator = allocator
         self.log_dir = log_dir
         self.workers: dict[str, PodWorker] = {}

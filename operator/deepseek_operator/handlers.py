@@ -10,8 +10,9 @@ from typing import Any
 import kopf
 
 # Imported for what they register with kopf: the controllers' pod and node indexes; the spot controller's
-# daemon and wake-ups.
+# daemon and wake-ups; the predictive pre-scaler's timer.
 import deepseek_operator.indexes
+import deepseek_operator.predictive.controller
 import deepseek_operator.spot.controller  # noqa: F401
 from deepseek_operator import metrics
 from deepseek_operator.api import GROUP, PLURAL, VERSION

@@ -20,6 +20,12 @@ from kubernetes.dynamic.exceptions import ResourceNotFoundError
 from deepseek_operator.api import API_VERSION, GROUP, KIND, PLURAL, VERSION
 from deepseek_operator.render.labels import DEPLOYMENT_LABEL
 
+# The predictive pre-scaler's own manager for its status fields (status.predictive and the
+# PredictiveScaling condition). Server-side apply removes the fields a manager stops sending: with one
+# manager, the reconcile's status apply (which sends neither) would delete them at every reconcile,
+# and the pre-scaler's apply would delete the reconcile's. With two, each owns and prunes only its own;
+# the conditions list-map is keyed by type, so each manager owns its own entries.
+PREDICTIVE_FIELD_MANAGER = "deepseek-operator-predictive"
 # The spot controller's own manager for its status fields (status.spot, the SpotAvailable and
 # FallbackActive conditions): server-side apply removes the fields a manager stops sending, so with one
 # manager the reconcile's status apply would delete what the spot controller wrote, and the other way
@@ -331,6 +337,30 @@ class Kube:
         except ApiException as error:
             if error.status != 404:
                 raise
+
+    def apply_predictive_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> bool:
+        """Server-side apply of the predictive pre-scaler's status fields under PREDICTIVE_FIELD_MANAGER
+        (an empty ``status`` removes them all); False when the object is gone.
+
+        No resourceVersion precondition, unlike `apply_status`: only the pre-scaler writes these fields
+        (one writer, the operator that is not paused), so a concurrent change of the object cannot make
+        them describe an older state; a spec change is acted on at the next look.
+        """
+        body = {"apiVersion": API_VERSION, "kind": KIND, "metadata": {"name": name}, "status": dict(status)}
+        resource = self._resource(API_VERSION, KIND)
+        try:
+            resource.status.server_side_apply(
+                body=body,
+                name=name,
+                namespace=namespace,
+                field_manager=PREDICTIVE_FIELD_MANAGER,
+                force_conflicts=True,
+            )
+        except ApiException as error:
+            if error.status == 404:
+                return False
+            raise
+        return True
 
 
 def adopt(obj: Mapping[str, Any], owner: Mapping[str, Any]) -> dict[str, Any]:

@@ -103,6 +103,21 @@ REPLICA_SECONDS = Counter(
     "Ready replicas integrated over time, per region and capacity type (on-demand, spot): the cost split.",
     ["namespace", "name", "region", "capacity_type"],
 )
+PREDICTIVE_FORECAST = Gauge(
+    "deepseek_operator_predictive_forecast_requests_per_second",
+    "Predictive pre-scaling: the highest request rate forecast within the horizon.",
+    ["namespace", "name"],
+)
+PREDICTIVE_FLOOR = Gauge(
+    "deepseek_operator_predictive_floor_replicas",
+    "Predictive pre-scaling: the floor applied to the autoscaler's minimum (0: none).",
+    ["namespace", "name"],
+)
+PREDICTIVE_ERROR = Gauge(
+    "deepseek_operator_predictive_forecast_error_percent",
+    "Predictive pre-scaling: mean absolute percentage error of the forecasts over the most recent day.",
+    ["namespace", "name"],
+)
 
 
 GaugeSeries = tuple[Gauge, tuple[str, ...]]
@@ -111,6 +126,8 @@ _lock = threading.Lock()
 # Per DeepSeekDeployment (namespace, name): the gauge series its last status set, and its counter series.
 _gauges: dict[tuple[str, str], set[GaugeSeries]] = {}
 # The failover controller's gauges, per DeepSeekDeployment (written apart from the reconcile's).
+# Per DeepSeekDeployment: the predictive pre-scaler's gauge series (set by its own looks, not by status).
+_predictive: dict[tuple[str, str], set[GaugeSeries]] = {}
 _failover_gauges: dict[tuple[str, str], set[GaugeSeries]] = {}
 _counters: defaultdict[tuple[str, str], set[CounterSeries]] = defaultdict(set)
 # ... and the gauge series the spot controller's last decision set (apart: each writer removes only its own).
@@ -167,6 +184,27 @@ def count_prometheus_query(result: str) -> None:
 
 def count_engine_probe(outcome: str) -> None:
     ENGINE_PROBES.labels(outcome).inc()
+
+
+def record_predictive(
+    namespace: str, name: str, forecast: float | None, floor: int | None, error_percent: float | None
+) -> None:
+    """The pre-scaler's figures of one DeepSeekDeployment; a None forecast or error removes its series
+    (no forecast is not a forecast of 0), and calling with all None removes them all."""
+    labels = (namespace, name)
+    values: dict[GaugeSeries, float] = {}
+    if forecast is not None:
+        values[(PREDICTIVE_FORECAST, labels)] = forecast
+    if error_percent is not None:
+        values[(PREDICTIVE_ERROR, labels)] = error_percent
+    if forecast is not None or floor is not None or error_percent is not None:
+        values[(PREDICTIVE_FLOOR, labels)] = floor or 0
+    with _lock:
+        for metric, series_labels in _predictive.get(labels, set()) - values.keys():
+            metric.remove(*series_labels)
+        for (metric, series_labels), value in values.items():
+            metric.labels(*series_labels).set(value)
+        _predictive[labels] = set(values)
 
 
 def count_reconcile(namespace: str, name: str, result: str) -> None:
@@ -235,7 +273,9 @@ def forget(namespace: str, name: str) -> None:
     gauge left behind would keep its last value, and alerts on it firing, until the operator restarts)."""
     key = (namespace, name)
     with _lock:
-        for gauge, labels in _gauges.pop(key, set()) | _failover_gauges.pop(key, set()):
+        for gauge, labels in (
+            _gauges.pop(key, set()) | _failover_gauges.pop(key, set()) | _predictive.pop(key, set())
+        ):
             gauge.remove(*labels)
         for gauge, labels in _spot_gauges.pop(key, set()):
             gauge.remove(*labels)

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from deepseek_operator.api import DeepSeekDeploymentSpec, FailoverPhase
+from deepseek_operator.api import DeepSeekDeploymentSpec, FailoverPhase, PredictiveMode
 from deepseek_operator.render.replicas import NO_ADJUSTMENTS, ReplicaAdjustments, resolve_active_region
 
 
@@ -92,3 +92,23 @@ def spot_adjustments(
             if isinstance(value, int) and value > 0:
                 target[name] = value
     return fallback, spill, withheld
+
+
+def autoscaler_floor(spec: DeepSeekDeploymentSpec, status: Mapping[str, Any] | None) -> int | None:
+    """The floor the predictive pre-scaler recorded in ``status.predictive.floorReplicas``
+    (`deepseek_operator.predictive`), for the autoscaler's minimum.
+
+    None unless the spec asks for it now (autoscaling and predictive enabled, mode ForecastAndScale),
+    whatever status still says: turning it off takes the floor away at the next reconcile. Bounded by
+    the spec's minimum and maximum, which may have changed since it was written.
+    """
+    autoscaling = spec.autoscaling
+    predictive = autoscaling.predictive
+    if not (
+        autoscaling.enabled and predictive.enabled and predictive.mode is PredictiveMode.FORECAST_AND_SCALE
+    ):
+        return None
+    floor = ((status or {}).get("predictive") or {}).get("floorReplicas")
+    if not isinstance(floor, int) or isinstance(floor, bool) or floor <= autoscaling.min_replicas:
+        return None
+    return min(floor, autoscaling.max_replicas)

@@ -26,7 +26,7 @@ from deepseek_operator.kube import (
     StatusConflictError,
     adopt,
 )
-from deepseek_operator.placement import placement_from_status
+from deepseek_operator.placement import autoscaler_floor, placement_from_status
 from deepseek_operator.render import render_children
 from deepseek_operator.status import ObservedDeployment, Problem, compute_status, invalid_spec_status
 
@@ -158,9 +158,12 @@ def _reconcile(
         raise InvalidSpecError(str(error)) from error
 
     result = ReconcileResult()
+    floor = autoscaler_floor(spec, body.get("status"))
     children = [
         adopt(child, body)
-        for child in render_children(name, namespace, spec, placement.active_region, placement.adjustments)
+        for child in render_children(
+            name, namespace, spec, placement.active_region, placement.adjustments, autoscaler_floor=floor
+        )
     ]
     for child in children:
         ref = ChildRef.of(child)

@@ -203,6 +203,19 @@ INVALID_SPECS: Final[tuple[InvalidSpec, ...]] = (
         "spec.autoscaling.provider keda needs spec.monitoring.prometheusUrl",
     ),
     _case(
+        "predictive-without-prometheus",
+        {"autoscaling": {"enabled": True, "predictive": {"enabled": True}}},
+        "spec.autoscaling.predictive.enabled needs spec.monitoring.prometheusUrl",
+    ),
+    _case(
+        "predictive-without-autoscaling",
+        {
+            "autoscaling": {"enabled": False, "predictive": {"enabled": True}},
+            "monitoring": {"prometheusUrl": "http://prometheus:9090"},
+        },
+        "spec.autoscaling.predictive.enabled needs spec.autoscaling.enabled",
+    ),
+    _case(
         "hpa-scale-to-zero",
         {"autoscaling": {"enabled": True, "minReplicas": 0}},
         "spec.autoscaling.minReplicas 0 (scale to zero) needs provider keda",

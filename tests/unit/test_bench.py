@@ -87,6 +87,57 @@ def test_requests_per_second_divides_finished_requests_by_the_elapsed_time(throu
 
 
 @pytest.fixture(scope="module")
+def predictive() -> ModuleType:
+    return load("predictive")
+
+
+def test_the_predictive_report_prints_each_figure_next_to_its_goal(predictive: ModuleType) -> None:
+    reactive = predictive.Figures(20.0, 6.0, 30.0, 1, 1000, 400.0)
+    halved = predictive.Figures(8.0, 6.0, 14.0, 0, 1000, 440.0)
+    lines = predictive.report(reactive, halved, 1440.0)
+    ramp = next(line for line in lines if "ramp" in line)
+    assert "20" in ramp
+    assert "8" in ramp
+    assert "0.40x (met)" in ramp
+    cost = next(line for line in lines if "replica-minutes" in line)
+    assert "+10.0 % (met)" in cost
+    missed = predictive.report(reactive, predictive.Figures(15.0, 6.0, 20.0, 0, 1000, 480.0), 1440.0)
+    assert "0.75x (NOT met)" in next(line for line in missed if "ramp" in line)
+    assert "+20.0 % (NOT met)" in next(line for line in missed if "replica-minutes" in line)
+
+
+def test_predictive_figures_count_samples_in_day_minutes(predictive: ModuleType) -> None:
+    """At scale 60 a sample (one real second) is one day-minute; at 120, two."""
+    outcomes = predictive.Outcomes()
+    outcomes.record(0, 0.5)
+    outcomes.record(1, 9.0)  # p99 above the 4 s target in second 1
+    outcomes.record(1, None)
+    queue = {"queue": 0.0, "replicas": 3}
+    trace = [
+        {"second": 0, "hour": 7.0, "reactive": queue},
+        {"second": 1, "hour": 7.1, "reactive": queue},
+        {"second": 2, "hour": 13.0, "reactive": {"queue": 5.0, "replicas": 4}},
+    ]
+    at_60 = predictive.figures(trace, "reactive", outcomes, 60.0)
+    assert (at_60.ramp_violations, at_60.day_violations, at_60.replica_minutes) == (1.0, 2.0, 10.0)
+    assert (at_60.failed, at_60.sent) == (1, 3)
+    at_120 = predictive.figures(trace, "reactive", outcomes, 120.0)
+    assert (at_120.ramp_violations, at_120.day_violations, at_120.replica_minutes) == (2.0, 4.0, 20.0)
+
+
+def test_a_sample_that_fell_behind_stands_for_every_second_it_covers(predictive: ModuleType) -> None:
+    outcomes = predictive.Outcomes()
+    outcomes.record(1, 9.0)  # sent in a second the sampler skipped: it still counts, in the sample before
+    trace = [
+        {"second": 0, "hour": 7.0, "reactive": {"queue": 0.0, "replicas": 2}},
+        {"second": 3, "hour": 7.1, "reactive": {"queue": 0.0, "replicas": 5}},
+    ]
+    result = predictive.figures(trace, "reactive", outcomes, 60.0)
+    assert result.replica_minutes == 2 * 3 + 5
+    assert result.ramp_violations == 3.0
+
+
+@pytest.fixture(scope="module")
 def failover() -> ModuleType:
     return load("failover")
 

@@ -259,6 +259,7 @@ def test_bounds_come_from_the_models(root: Schema) -> None:
 def test_int_or_string_fields(root: Schema) -> None:
     int_or_string = sorted(path for path, node in walk(root) if node.get("x-kubernetes-int-or-string"))
     assert int_or_string == [
+        ".spec.autoscaling.predictive.requestsPerSecondPerReplica",
         ".spec.resources.cpu",
         ".spec.resources.memory",
         ".spec.resources.sharedMemorySize",

@@ -88,6 +88,29 @@ def test_forget_removes_every_series_of_the_object_and_only_those() -> None:
     metrics.forget(namespace, "r1")  # twice (a DELETED event, then a reconcile that finds it gone) is fine
 
 
+def test_the_predictive_figures_are_set_and_removed_with_their_forecast() -> None:
+    namespace = fresh_namespace()
+    metrics.record_predictive(namespace, "r1", forecast=12.5, floor=5, error_percent=7.0)
+    lines = series_of(namespace)
+    assert (
+        f'deepseek_operator_predictive_forecast_requests_per_second{{name="r1",namespace="{namespace}"}} 12.5'
+        in lines
+    )
+    assert f'deepseek_operator_predictive_floor_replicas{{name="r1",namespace="{namespace}"}} 5.0' in lines
+    assert (
+        f'deepseek_operator_predictive_forecast_error_percent{{name="r1",namespace="{namespace}"}} 7.0'
+        in lines
+    )
+    # No forecast any more: no forecast series (not a forecast of 0); the floor still held is shown.
+    metrics.record_predictive(namespace, "r1", forecast=None, floor=3, error_percent=None)
+    lines = series_of(namespace)
+    assert not any("forecast_requests_per_second" in line or "error_percent" in line for line in lines)
+    assert f'deepseek_operator_predictive_floor_replicas{{name="r1",namespace="{namespace}"}} 3.0' in lines
+    metrics.record_predictive(namespace, "r1", forecast=2.0, floor=None, error_percent=1.0)
+    metrics.forget(namespace, "r1")
+    assert series_of(namespace) == []
+
+
 def test_the_spot_controllers_series_follow_its_regions_and_go_with_the_object() -> None:
     from deepseek_operator.api import SpotStatus
 

@@ -192,6 +192,14 @@ CONTROLLER_FIELDS = {
     "failover.signals",
     "failover.minReadyReplicas",
     "failover.errorRatePercent",
+    # The predictive pre-scaler's: the floor it writes to status reaches the autoscaler (tested in
+    # test_predictive_decide), the settings themselves render nothing.
+    "autoscaling.predictive.enabled",
+    "autoscaling.predictive.mode",
+    "autoscaling.predictive.horizonMinutes",
+    "autoscaling.predictive.historyDays",
+    "autoscaling.predictive.requestsPerSecondPerReplica",
+    "autoscaling.predictive.maxForecastErrorPercent",
     "failover.p99LatencyMilliseconds",
     "failover.p99TimeToFirstTokenMilliseconds",
     "failover.metricsWindow",

@@ -144,6 +144,14 @@ MSG_METRIC_SIGNALS_NEED_PROMETHEUS = (
 MSG_KEDA_NEEDS_PROMETHEUS = (
     "spec.autoscaling.provider keda needs spec.monitoring.prometheusUrl (the Prometheus that KEDA queries)"
 )
+MSG_PREDICTIVE_NEEDS_PROMETHEUS = (
+    "spec.autoscaling.predictive.enabled needs spec.monitoring.prometheusUrl (the Prometheus whose "
+    "request-rate history the operator forecasts from)"
+)
+MSG_PREDICTIVE_NEEDS_AUTOSCALING = (
+    "spec.autoscaling.predictive.enabled needs spec.autoscaling.enabled: the forecast raises the "
+    "autoscaler's floor"
+)
 
 
 def validate_object_name(name: str) -> str:
@@ -255,6 +263,13 @@ class RegionRole(StrEnum):
 class AutoscalingProvider(StrEnum):
     HPA = "hpa"
     KEDA = "keda"
+
+
+class PredictiveMode(StrEnum):
+    """ForecastOnly writes the forecast to status; ForecastAndScale also raises the autoscaler's floor."""
+
+    FORECAST_ONLY = "ForecastOnly"
+    FORECAST_AND_SCALE = "ForecastAndScale"
 
 
 class FailoverSignal(StrEnum):
@@ -690,6 +705,49 @@ class ScaleDownPolicy(ApiModel):
     period_seconds: int = Field(default=120, ge=1, le=1800, description="Length of the period.")
 
 
+class PredictiveSpec(ApiModel):
+    """Predictive pre-scaling: forecast the request rate from Prometheus history and raise the
+    autoscaler's floor (HPA minReplicas or the ScaledObject's minReplicaCount) before the rate arrives.
+
+    The forecast is a seasonal one (the same time one week earlier when the history holds it, else one
+    day earlier, scaled to the current level); the reactive metrics keep scaling above the floor.
+    """
+
+    enabled: bool = Field(default=False, description="Forecast this deployment's request rate.")
+    mode: PredictiveMode = Field(
+        default=PredictiveMode.FORECAST_ONLY,
+        description="ForecastOnly: the forecast and the floor it would set go to status only. "
+        "ForecastAndScale: the floor is also applied to the autoscaler.",
+    )
+    horizon_minutes: int = Field(
+        default=15,
+        ge=1,
+        le=180,
+        description="How far ahead to forecast: the floor covers the highest forecast rate between now "
+        "and now + horizon. Make it longer than a replica takes to start and load the model.",
+    )
+    history_days: int = Field(
+        default=7,
+        ge=2,
+        le=28,
+        description="How much request-rate history to read from Prometheus. With 7 days or more the "
+        "weekly pattern is used (the same time one week earlier); with less, the daily one.",
+    )
+    requests_per_second_per_replica: Quantity | None = Field(
+        default=None,
+        description="Requests per second one replica serves at the queue-depth target, e.g. 2.5 or "
+        "2500m. Unset: learned from the history (the rate per replica while the queue was at or above "
+        "autoscaling.queueDepthTargetPerReplica).",
+    )
+    max_forecast_error_percent: int = Field(
+        default=30,
+        ge=1,
+        le=1000,
+        description="No floor while the forecast's error (mean absolute percentage error of its "
+        "horizon-ahead forecasts over the most recent day) is above this.",
+    )
+
+
 class AutoscalingSpec(ApiModel):
     """Queue-depth based autoscaling of the active region (writes spec.replicas through /scale)."""
 
@@ -725,6 +783,10 @@ class AutoscalingSpec(ApiModel):
     )
     scale_up: ScaleUpPolicy = Field(default_factory=ScaleUpPolicy, description="Scale-up behavior.")
     scale_down: ScaleDownPolicy = Field(default_factory=ScaleDownPolicy, description="Scale-down behavior.")
+    predictive: PredictiveSpec = Field(
+        default_factory=PredictiveSpec,
+        description="Predictive pre-scaling: raise the floor before a forecast rise of the request rate.",
+    )
 
     @model_validator(mode="after")
     def _bounds(self) -> Self:
@@ -1106,8 +1168,9 @@ class MonitoringSpec(ApiModel):
         max_length=2048,
         pattern=HTTP_URL_PATTERN,
         description="Prometheus base URL (http or https) that the KEDA ScaledObject queries "
-        "(autoscaling.provider keda) and the failover controller queries for its ErrorRate, Latency and "
-        "TimeToFirstToken signals.",
+        "(autoscaling.provider keda), the failover controller queries for its ErrorRate, Latency and "
+        "TimeToFirstToken signals, and the operator reads the request-rate history from "
+        "(autoscaling.predictive).",
     )
     service_monitor: ServiceMonitorSpec = Field(
         default_factory=ServiceMonitorSpec, description="ServiceMonitor settings."
@@ -1180,6 +1243,16 @@ class DeepSeekDeploymentSpec(ApiModel):
                 " || has(self.monitoring.prometheusUrl)",
                 MSG_KEDA_NEEDS_PROMETHEUS,
             ),
+            cel(
+                "!has(self.autoscaling.predictive) || !self.autoscaling.predictive.enabled"
+                " || has(self.monitoring.prometheusUrl)",
+                MSG_PREDICTIVE_NEEDS_PROMETHEUS,
+            ),
+            cel(
+                "!has(self.autoscaling.predictive) || !self.autoscaling.predictive.enabled"
+                " || self.autoscaling.enabled",
+                MSG_PREDICTIVE_NEEDS_AUTOSCALING,
+            ),
         )
     )
 
@@ -1249,6 +1322,10 @@ class DeepSeekDeploymentSpec(ApiModel):
             and self.monitoring.prometheus_url is None
         ):
             raise ValueError(MSG_KEDA_NEEDS_PROMETHEUS)
+        if self.autoscaling.predictive.enabled and self.monitoring.prometheus_url is None:
+            raise ValueError(MSG_PREDICTIVE_NEEDS_PROMETHEUS)
+        if self.autoscaling.predictive.enabled and not self.autoscaling.enabled:
+            raise ValueError(MSG_PREDICTIVE_NEEDS_AUTOSCALING)
         return self
 
     @property
@@ -1548,6 +1625,49 @@ class SpotStatus(ApiModel):
     )
 
 
+class PredictiveStatus(ApiModel):
+    """What the predictive pre-scaler forecast and did (written under its own field manager)."""
+
+    mode: PredictiveMode | None = Field(default=None, description="The mode the forecast was made in.")
+    method: str | None = Field(
+        default=None,
+        max_length=64,
+        description="The forecast's seasonal lag: SeasonalNaiveWeekly or SeasonalNaiveDaily.",
+    )
+    forecast_requests_per_second: str | None = Field(
+        default=None,
+        max_length=32,
+        description="The highest forecast request rate between the fit and the horizon, e.g. 12.5.",
+    )
+    horizon_end: datetime | None = Field(default=None, description="The end of the forecast horizon.")
+    requests_per_second_per_replica: str | None = Field(
+        default=None, max_length=32, description="Requests per second one replica serves at the queue target."
+    )
+    capacity_source: str | None = Field(
+        default=None, max_length=16, description="Spec (given) or History (learned)."
+    )
+    wanted_replicas: int | None = Field(
+        default=None, ge=0, description="Replicas the forecast needs, within the autoscaler's bounds."
+    )
+    floor_replicas: int | None = Field(
+        default=None,
+        ge=0,
+        description="The floor applied to the autoscaler (ForecastAndScale); unset: no floor.",
+    )
+    floor_changed_at: datetime | None = Field(default=None, description="When the floor last changed.")
+    lower_since: datetime | None = Field(
+        default=None,
+        description="Since when the forecast wants a lower floor (it falls after the scale-down "
+        "stabilization window, by at most the scale-down policy's pods per period).",
+    )
+    last_fit_time: datetime | None = Field(default=None, description="When the forecast was last made.")
+    forecast_error_percent: int | None = Field(
+        default=None,
+        ge=0,
+        description="Mean absolute percentage error of the horizon-ahead forecasts over the most recent day.",
+    )
+
+
 class DeepSeekDeploymentStatus(ApiModel):
     """Observed state, written by the operator."""
 
@@ -1604,4 +1724,7 @@ class DeepSeekDeploymentStatus(ApiModel):
     failover: FailoverStatus | None = Field(
         default=None,
         description="The failover controller's state (written under its own field manager).",
+    )
+    predictive: PredictiveStatus | None = Field(
+        default=None, description="Predictive pre-scaling: the forecast and the floor."
     )

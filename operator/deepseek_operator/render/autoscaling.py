@@ -36,6 +36,10 @@ class EngineMetrics:
     latency_histogram: str
     hpa_queue_depth: str
     hpa_p99_latency: str
+    # Finished requests (a counter) and running requests (a gauge, one series per serving pod): the
+    # request-rate history predictive pre-scaling forecasts from, and the replicas that served it.
+    requests_counter: str = ""
+    running: str = ""
 
 
 ENGINE_METRICS: Mapping[EngineName, EngineMetrics] = MappingProxyType(
@@ -45,12 +49,16 @@ ENGINE_METRICS: Mapping[EngineName, EngineMetrics] = MappingProxyType(
             latency_histogram="vllm:e2e_request_latency_seconds",
             hpa_queue_depth="vllm_num_requests_waiting",
             hpa_p99_latency="vllm_e2e_request_latency_seconds_p99",
+            requests_counter="vllm:request_success_total",
+            running="vllm:num_requests_running",
         ),
         EngineName.SGLANG: EngineMetrics(
             queue_depth="sglang:num_queue_reqs",
             latency_histogram="sglang:e2e_request_latency_seconds",
             hpa_queue_depth="sglang_num_queue_reqs",
             hpa_p99_latency="sglang_e2e_request_latency_seconds_p99",
+            requests_counter="sglang:num_requests_total",
+            running="sglang:num_running_reqs",
         ),
     }
 )
@@ -114,12 +122,21 @@ def _scale_target(name: str) -> dict[str, str]:
     return {"apiVersion": API_VERSION, "kind": KIND, "name": name}
 
 
+def min_replicas(autoscaling: AutoscalingSpec, floor: int | None) -> int:
+    """The autoscaler's minimum: the spec's, raised to the predictive floor when one is set (never
+    above the spec's maximum)."""
+    if floor is None:
+        return autoscaling.min_replicas
+    return min(autoscaling.max_replicas, max(autoscaling.min_replicas, floor))
+
+
 def render_horizontal_pod_autoscaler(
-    name: str, namespace: str, spec: DeepSeekDeploymentSpec
+    name: str, namespace: str, spec: DeepSeekDeploymentSpec, floor: int | None = None
 ) -> dict[str, Any]:
     """autoscaling/v2 HPA ``<dsd>`` on per-pod queue depth (and p99 latency when a target is set).
 
-    Pods metrics are averaged over the pods of status.selector, i.e. the active region.
+    Pods metrics are averaged over the pods of status.selector, i.e. the active region. ``floor`` is
+    the predictive floor (`deepseek_operator.predictive`): minReplicas rises to it.
     """
     autoscaling = spec.autoscaling
     metrics = ENGINE_METRICS[spec.engine.name]
@@ -154,7 +171,7 @@ def render_horizontal_pod_autoscaler(
         "metadata": {"name": autoscaler_name(name), "namespace": namespace, "labels": common_labels(name)},
         "spec": {
             "scaleTargetRef": _scale_target(name),
-            "minReplicas": autoscaling.min_replicas,
+            "minReplicas": min_replicas(autoscaling, floor),
             "maxReplicas": autoscaling.max_replicas,
             "metrics": targets,
             "behavior": scaling_behavior(autoscaling),
@@ -162,8 +179,11 @@ def render_horizontal_pod_autoscaler(
     }
 
 
-def render_scaled_object(name: str, namespace: str, spec: DeepSeekDeploymentSpec) -> dict[str, Any]:
-    """KEDA ScaledObject ``<dsd>`` with Prometheus triggers on monitoring.prometheusUrl.
+def render_scaled_object(
+    name: str, namespace: str, spec: DeepSeekDeploymentSpec, floor: int | None = None
+) -> dict[str, Any]:
+    """KEDA ScaledObject ``<dsd>`` with Prometheus triggers on monitoring.prometheusUrl; minReplicaCount
+    rises to the predictive ``floor`` when one is set.
 
     Queue depth is a sum over all pods with an AverageValue threshold (KEDA divides by replicas);
     p99 latency, when a target is set, is one value for the whole deployment (metricType Value).
@@ -204,7 +224,7 @@ def render_scaled_object(name: str, namespace: str, spec: DeepSeekDeploymentSpec
         "metadata": {"name": autoscaler_name(name), "namespace": namespace, "labels": common_labels(name)},
         "spec": {
             "scaleTargetRef": _scale_target(name),
-            "minReplicaCount": autoscaling.min_replicas,
+            "minReplicaCount": min_replicas(autoscaling, floor),
             "maxReplicaCount": autoscaling.max_replicas,
             "advanced": {"horizontalPodAutoscalerConfig": {"behavior": scaling_behavior(autoscaling)}},
             "triggers": triggers,

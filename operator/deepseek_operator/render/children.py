@@ -31,12 +31,14 @@ def render_children(
     spec: DeepSeekDeploymentSpec,
     active_region: str | None = None,
     adjustments: ReplicaAdjustments = NO_ADJUSTMENTS,
+    autoscaler_floor: int | None = None,
 ) -> list[dict[str, Any]]:
     """All child objects of the DeepSeekDeployment ``namespace/name``, as plain dicts.
 
     ``active_region`` overrides the spec's Active region (the region the front Service selects); it
     must be one of spec.regions, else ValueError. ``adjustments`` are the controllers' changes to the
-    replica plan. The reconcile reads both from status (`deepseek_operator.placement`).
+    replica plan. The reconcile reads both from status (`deepseek_operator.placement`), and so
+    ``autoscaler_floor``, the predictive floor the autoscaler's minimum rises to.
 
     The order is fixed: Deployments (per region in spec order, on-demand then spot), region
     Services, the front Service, PodDisruptionBudgets, then the autoscaler, ServiceMonitor and
@@ -56,9 +58,9 @@ def render_children(
     children += [render_disruption_budget(name, namespace, region.name) for region in spec.regions]
     if spec.autoscaling.enabled:
         if spec.autoscaling.provider is AutoscalingProvider.KEDA:
-            children.append(render_scaled_object(name, namespace, spec))
+            children.append(render_scaled_object(name, namespace, spec, autoscaler_floor))
         else:
-            children.append(render_horizontal_pod_autoscaler(name, namespace, spec))
+            children.append(render_horizontal_pod_autoscaler(name, namespace, spec, autoscaler_floor))
     if spec.monitoring.service_monitor.enabled:
         children.append(render_service_monitor(name, namespace, spec))
     if spec.monitoring.prometheus_rule.enabled:
