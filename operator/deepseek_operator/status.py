@@ -18,6 +18,7 @@ from deepseek_operator.api import (
     RegionRole,
     RegionStatus,
 )
+from deepseek_operator.conditions import transition
 from deepseek_operator.render.labels import POOL_LABEL, REGION_LABEL, region_selector, selector_string
 from deepseek_operator.render.replicas import NO_ADJUSTMENTS, ReplicaAdjustments, plan_replicas
 
@@ -137,17 +138,7 @@ def _condition(
     previous: Mapping[str, Condition],
     now: datetime,
 ) -> Condition:
-    """A condition whose lastTransitionTime moves only when its status changes."""
-    before = previous.get(kind.value)
-    unchanged = before is not None and before.status is status and before.last_transition_time is not None
-    return Condition(
-        type=kind.value,
-        status=status,
-        reason=reason,
-        message=message,
-        last_transition_time=before.last_transition_time if unchanged and before else now,
-        observed_generation=generation,
-    )
+    return transition(kind.value, status, reason, message, generation, previous.get(kind.value), now)
 
 
 def compute_status(

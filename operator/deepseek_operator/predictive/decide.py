@@ -25,6 +25,7 @@ from deepseek_operator.api import (
     PredictiveMode,
     PredictiveStatus,
 )
+from deepseek_operator.conditions import transition
 from deepseek_operator.predictive.floor import (
     NO_FLOOR,
     Bounds,
@@ -126,15 +127,7 @@ def _condition(
     generation: int | None,
     now: datetime,
 ) -> Condition:
-    unchanged = previous is not None and previous.status is status and previous.last_transition_time
-    return Condition(
-        type=CONDITION_TYPE,
-        status=status,
-        reason=reason,
-        message=message,
-        last_transition_time=previous.last_transition_time if unchanged and previous else now,
-        observed_generation=generation,
-    )
+    return transition(CONDITION_TYPE, status, reason, message, generation, previous, now)
 
 
 def decide(

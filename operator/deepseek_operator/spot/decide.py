@@ -42,6 +42,7 @@ from deepseek_operator.api import (
     SpotSpec,
     SpotStatus,
 )
+from deepseek_operator.conditions import transition
 
 # Interruption records kept per region (the API's bound): enough for any sensible cooldown threshold.
 MAX_INTERRUPTION_RECORDS = 64
@@ -632,16 +633,7 @@ def _condition(
     previous: Mapping[str, Condition],
     now: datetime,
 ) -> Condition:
-    before = previous.get(kind.value)
-    unchanged = before is not None and before.status is status and before.last_transition_time is not None
-    return Condition(
-        type=kind.value,
-        status=status,
-        reason=reason,
-        message=message,
-        last_transition_time=before.last_transition_time if unchanged and before else now,
-        observed_generation=generation,
-    )
+    return transition(kind.value, status, reason, message, generation, previous.get(kind.value), now)
 
 
 def decide(
